@@ -1,0 +1,200 @@
+"""The asynchronous client."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ._base import (
+    DEFAULT_BASE_URL,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT,
+    BaseClient,
+    BatchResult,
+    RetryConfig,
+    TimeoutTypes,
+    _Call,
+    _transport_error,
+)
+from .models import CollectionInfo, Health, Hit, SearchResponse
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """An asynchronous client of a glint server; the twin of :class:`Client`.
+
+    Use it as an async context manager, or await :meth:`aclose` when done. Share one client
+    between tasks (it holds a pool of keep-alive connections)::
+
+        async with AsyncClient("http://127.0.0.1:8000", api_key="...") as client:
+            hits = await client.search("docs", vector, k=10)
+
+    Args:
+        base_url: the server's URL, optionally with a path prefix.
+        api_key: sent as ``Authorization: Bearer <api_key>`` when given.
+        timeout: seconds (connect capped at 2 s) or an :class:`httpx.Timeout`;
+            default 10 s, connect 2 s.
+        retries: a :class:`RetryConfig`, or just the maximum number of retries.
+        transport: a custom :mod:`httpx` transport (e.g. :class:`httpx.MockTransport`).
+        headers: extra headers sent with every request.
+    """
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        api_key: str | None = None,
+        timeout: TimeoutTypes = DEFAULT_TIMEOUT,
+        retries: RetryConfig | int = DEFAULT_RETRIES,
+        transport: httpx.AsyncBaseTransport | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(
+            base_url, api_key=api_key, timeout=timeout, retries=retries, headers=headers
+        )
+        self._http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the connection pool. The client cannot be used afterwards."""
+        await self._http.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send(self, call: _Call[Any]) -> httpx.Response:
+        retry = 0
+        while True:
+            try:
+                response = await self._http.send(call.request)
+            except httpx.RequestError as exc:
+                delay = self._retry_after_error(call, retry, exc)
+                if delay is None:
+                    raise _transport_error(call.request, exc) from exc
+            else:
+                delay = self._retry_after_response(call, retry, response)
+                if delay is None:
+                    return response
+                await response.aclose()
+            await asyncio.sleep(delay)
+            retry += 1
+
+    async def _run(self, call: _Call[T]) -> T:
+        return call.parse(await self._send(call))
+
+    # -- API ---------------------------------------------------------------------------------
+
+    async def health(self) -> Health:
+        """``GET /healthz``: whether the process is up."""
+        return await self._run(self._health_call())
+
+    async def ready(self) -> bool:
+        """``GET /readyz``: True when every index is loaded (200), False while not (503)."""
+        return await self._run(self._ready_call())
+
+    async def collections(self) -> list[CollectionInfo]:
+        """Every loaded collection."""
+        return await self._run(self._collections_call())
+
+    async def info(self, name: str) -> CollectionInfo:
+        """One collection's description (raises :class:`NotFoundError` if there is none)."""
+        return await self._run(self._info_call(name))
+
+    async def search(
+        self,
+        name: str,
+        query: Any,
+        k: int = 10,
+        *,
+        params: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """The ``k`` nearest hits to ``query``, best first.
+
+        ``query`` is a 1-D vector (sent as ``vector``) or a 2-D token matrix (sent as
+        ``vectors``, for multi-vector collections). ``params`` are the index kind's search
+        parameters; ``include=["payload"]`` returns each hit's payload.
+        """
+        response = await self.search_response(name, query, k, params=params, include=include)
+        return response.hits
+
+    async def search_response(
+        self,
+        name: str,
+        query: Any,
+        k: int = 10,
+        *,
+        params: Mapping[str, Any] | None = None,
+        include: Sequence[str] | None = None,
+    ) -> SearchResponse:
+        """Like :meth:`search`, with the metric and the server-side time as well."""
+        return await self._run(self._search_call(name, query, k, params, include))
+
+    async def search_batch(
+        self,
+        name: str,
+        queries: Any,
+        k: int = 10,
+        *,
+        params: Mapping[str, Any] | None = None,
+        binary: bool = True,
+        timeout: TimeoutTypes | None = None,
+    ) -> BatchResult:
+        """The ``k`` nearest hits of each row of the ``[nq, dim]`` matrix ``queries``.
+
+        With ``binary`` (the default) the matrix goes as ``.npy`` and the answer comes as
+        ``.npz``; otherwise both are JSON. Either way the result holds int64 ids and float32
+        scores of shape ``[nq, k]``, padded with id -1 (see :class:`BatchResult`).
+        ``timeout`` overrides the client's for this call.
+        """
+        return await self._run(self._search_batch_call(name, queries, k, params, binary, timeout))
+
+    async def load(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: TimeoutTypes | None = None,
+    ) -> CollectionInfo:
+        """Admin: load the index directory ``path`` (on the server) as collection ``name``.
+
+        Not retried after the request may have reached the server.
+        """
+        return await self._run(self._load_call(name, path, reload=False, timeout=timeout))
+
+    async def reload(
+        self,
+        name: str,
+        path: str | os.PathLike[str],
+        *,
+        timeout: TimeoutTypes | None = None,
+    ) -> CollectionInfo:
+        """Admin: replace collection ``name`` with the index directory ``path``."""
+        return await self._run(self._load_call(name, path, reload=True, timeout=timeout))
+
+    async def unload(self, name: str) -> None:
+        """Admin: drop collection ``name``."""
+        await self._run(self._unload_call(name))

@@ -1,0 +1,149 @@
+"""The wire contract: request and response bodies of the REST API.
+
+Defined once, here, and imported by both the service and the client. Only pydantic and the
+standard library are imported, so the client stays light.
+
+Binary batch transport (``POST /v1/collections/{name}/search/batch``):
+
+- request: ``Content-Type: application/x-npy`` with a float32 ``[nq, dim]`` array saved by
+  ``numpy.save``; ``k`` and ``params`` (a JSON object) go in the query string;
+- response: with ``Accept: application/x-npz`` the body is an ``.npz`` holding ``ids``
+  (int64 ``[nq, k]``, padded with -1) and ``scores`` (float32 ``[nq, k]``); the metric and the
+  time taken come in the ``X-Glint-Metric`` and ``X-Glint-Took-Ms`` headers. Otherwise the
+  response is a JSON :class:`BatchSearchResponse`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "NPY_MEDIA_TYPE",
+    "NPZ_MEDIA_TYPE",
+    "BatchSearchRequest",
+    "BatchSearchResponse",
+    "CollectionInfo",
+    "CollectionList",
+    "ErrorBody",
+    "ErrorResponse",
+    "Health",
+    "Hit",
+    "Include",
+    "MetricName",
+    "SearchRequest",
+    "SearchResponse",
+]
+
+NPY_MEDIA_TYPE = "application/x-npy"
+NPZ_MEDIA_TYPE = "application/x-npz"
+
+MetricName = Literal["ip", "cos", "l2"]
+Include = Literal["payload"]
+
+
+class _Model(BaseModel):
+    """Request bodies: unknown fields are refused, so a typo is an error, not a no-op."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Response(BaseModel):
+    """Response bodies: unknown fields are ignored, so older clients read newer servers."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class SearchRequest(_Model):
+    """One query: ``vector`` for a single-vector collection, ``vectors`` (a token matrix) for a
+    multi-vector one."""
+
+    vector: list[float] | None = Field(default=None, description="The query vector.")
+    vectors: list[list[float]] | None = Field(
+        default=None, description="The query's token vectors (multi-vector collections)."
+    )
+    k: int = Field(default=10, ge=1, description="How many hits to return.")
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Search parameters of the collection's index kind."
+    )
+    include: list[Include] = Field(
+        default_factory=list, description="Extra fields to return with each hit."
+    )
+
+    @model_validator(mode="after")
+    def _one_query(self) -> SearchRequest:
+        if (self.vector is None) == (self.vectors is None):
+            raise ValueError("give exactly one of 'vector' and 'vectors'")
+        return self
+
+
+class Hit(_Response):
+    """One search result."""
+
+    id: int
+    score: float
+    payload: dict[str, Any] | None = None
+
+
+class SearchResponse(_Response):
+    hits: list[Hit]
+    metric: MetricName
+    larger_is_better: bool = Field(description="Whether a larger score is a closer match.")
+    took_ms: float
+
+
+class BatchSearchRequest(_Model):
+    """Many single-vector queries at once (JSON form of the batch route)."""
+
+    vectors: list[list[float]] = Field(min_length=1)
+    k: int = Field(default=10, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BatchSearchResponse(_Response):
+    """Per query, the ids and scores of its hits, best first (rows may be shorter than ``k``
+    when the collection holds fewer vectors)."""
+
+    ids: list[list[int]]
+    scores: list[list[float]]
+    metric: MetricName
+    larger_is_better: bool
+    took_ms: float
+
+
+class CollectionInfo(_Response):
+    name: str
+    kind: str
+    spec: str
+    metric: MetricName
+    dim: int
+    count: int
+    multivector: bool = False
+    memory_bytes: int = Field(description="Bytes the index holds in memory (mapped or not).")
+    disk_bytes: int
+    has_payloads: bool
+    path: str
+    format_version: int
+    glint_version: str
+    created: str
+    build: dict[str, Any] = Field(default_factory=dict)
+
+
+class CollectionList(_Response):
+    collections: list[CollectionInfo]
+
+
+class Health(_Response):
+    status: Literal["ok", "loading", "unavailable"]
+    collections: int = 0
+
+
+class ErrorBody(_Response):
+    code: str = Field(description="A stable machine-readable code, e.g. 'dimension_mismatch'.")
+    message: str = Field(description="What is wrong, naming the field and the reason.")
+    field: str | None = None
+
+
+class ErrorResponse(_Response):
+    error: ErrorBody

@@ -1,0 +1,160 @@
+"""The index spec grammar and the typed configs it parses into.
+
+A spec is one string, ``KIND[:key=value,...]``; a value may be a nested spec in parentheses
+(``muvera:r_reps=20,inner=(hnsw:m=32)``). :func:`parse_spec` turns it into a frozen pydantic
+config, one class per kind; :meth:`IndexConfig.spec` turns a config back into its canonical
+string. Build configs and search parameters are separate types: :func:`parse_search_params`
+validates the keys a search accepts for a given kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ConfigError
+
+__all__ = [
+    "FlatConfig",
+    "FlatSearchParams",
+    "IndexConfig",
+    "SearchParams",
+    "config_from_dict",
+    "parse_search_params",
+    "parse_spec",
+    "split_spec",
+]
+
+
+class IndexConfig(BaseModel):
+    """Base of every build config: frozen, and unknown keys are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: ClassVar[str]
+
+    def spec(self) -> str:
+        """The canonical spec string: the kind and every key, in declaration order."""
+        parts = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, IndexConfig):
+                text = f"({value.spec()})"
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            else:
+                text = str(value)
+            parts.append(f"{name}={text}")
+        return f"{self.kind}:{','.join(parts)}" if parts else self.kind
+
+
+class SearchParams(BaseModel):
+    """Base of every kind's search parameters: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FlatConfig(IndexConfig):
+    """Exact search over stored vectors."""
+
+    kind: ClassVar[str] = "flat"
+    storage: Literal["f32", "f16"] = "f32"
+
+
+class FlatSearchParams(SearchParams):
+    """Exact search takes no search parameters."""
+
+
+_KINDS: dict[str, type[IndexConfig]] = {"flat": FlatConfig}
+_SEARCH_PARAMS: dict[str, type[SearchParams]] = {"flat": FlatSearchParams}
+
+
+def split_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """Split ``KIND[:key=value,...]`` into the kind and its raw string values.
+
+    Parentheses group a nested spec; the outer pair is removed from the value.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError("index spec is empty; expected KIND[:key=value,...], e.g. 'flat'")
+    kind, sep, rest = spec.strip().partition(":")
+    kind = kind.strip()
+    values: dict[str, str] = {}
+    if not sep:
+        return kind, values
+    if not rest.strip():
+        raise ConfigError(f"index spec {spec!r} has ':' but no key=value pairs after it")
+    for item in _split_top_level(rest, spec):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not eq or not key or not value:
+            raise ConfigError(f"index spec {spec!r}: {item.strip()!r} is not key=value")
+        if key in values:
+            raise ConfigError(f"index spec {spec!r}: key {key!r} is given twice")
+        if value.startswith("(") and value.endswith(")"):
+            value = value[1:-1].strip()
+        values[key] = value
+    return kind, values
+
+
+def _split_top_level(text: str, spec: str) -> list[str]:
+    items, depth, start = [], 0, 0
+    for pos, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"index spec {spec!r}: unbalanced ')'")
+        elif char == "," and depth == 0:
+            items.append(text[start:pos])
+            start = pos + 1
+    if depth != 0:
+        raise ConfigError(f"index spec {spec!r}: unbalanced '('")
+    items.append(text[start:])
+    return items
+
+
+def _config_class(kind: str) -> type[IndexConfig]:
+    try:
+        return _KINDS[kind]
+    except KeyError:
+        raise ConfigError(
+            f"unknown index kind {kind!r}; valid kinds: {', '.join(sorted(_KINDS))}"
+        ) from None
+
+
+def _validate(model: type[BaseModel], values: Mapping[str, Any], what: str) -> Any:
+    valid = list(model.model_fields)
+    for key in values:
+        if key not in model.model_fields:
+            listing = ", ".join(valid) if valid else "none"
+            raise ConfigError(f"unknown key {key!r} for {what}; valid keys: {listing}")
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "?"
+        raise ConfigError(
+            f"invalid value {err.get('input')!r} for key {key!r} of {what}: {err['msg']}"
+        ) from None
+
+
+def parse_spec(spec: str | IndexConfig) -> IndexConfig:
+    """Parse a spec string (or pass a config through) into the kind's typed config."""
+    if isinstance(spec, IndexConfig):
+        return spec
+    kind, values = split_spec(spec)
+    cls = _config_class(kind)
+    return _validate(cls, values, f"index kind {kind!r}")  # type: ignore[no-any-return]
+
+
+def config_from_dict(kind: str, values: Mapping[str, Any]) -> IndexConfig:
+    """Rebuild a config from a manifest's ``kind`` and ``config`` entries."""
+    return _validate(_config_class(kind), values, f"index kind {kind!r}")  # type: ignore[no-any-return]
+
+
+def parse_search_params(kind: str, params: Mapping[str, Any] | None) -> SearchParams:
+    """Validate search parameters for ``kind``; unknown keys name the valid ones."""
+    model = _SEARCH_PARAMS[kind]
+    return _validate(model, params or {}, f"search on a {kind!r} index")  # type: ignore[no-any-return]

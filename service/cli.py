@@ -1,0 +1,103 @@
+"""The ``glint`` command: the indexer's sub-commands plus ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from glint.index.cli import add_index_commands
+from glint.index.errors import GlintError
+
+__all__ = ["main"]
+
+log = logging.getLogger("glint.serve")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Usage errors are one line, exit 2."""
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        sys.exit(2)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here so that `glint build/search/info` do not pay for the web stack.
+    import uvicorn
+
+    from glint.index.storage import IndexReader
+
+    from .app import create_app
+    from .auth import KeyRing
+    from .registry import parse_index_arg
+    from .settings import Settings
+
+    for arg in args.index_dirs:
+        _, path = parse_index_arg(arg)
+        IndexReader(path, verify=False)  # fail fast, with one line, before the server starts
+    overrides = {"index_dirs": list(args.index_dirs), "host": args.host, "port": args.port}
+    if args.api_keys is not None:
+        overrides["api_keys_file"] = args.api_keys
+    settings = Settings(**overrides)
+    keys = KeyRing.from_sources(settings.api_keys_file, settings.api_keys)
+    host = settings.host
+    if not keys.enabled and not _is_loopback(host):
+        log.warning("no API keys configured: binding to 127.0.0.1 instead of %s", host)
+        host = "127.0.0.1"
+    elif not keys.enabled:
+        log.warning("no API keys configured: serving without auth on loopback only")
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="glint", description="glint: compressed-index vector search")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_index_commands(sub)
+    serve = sub.add_parser("serve", help="serve index directories over REST")
+    serve.add_argument("index_dirs", nargs="+", metavar="DIR", help="DIR or NAME=DIR")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--api-keys", type=Path, metavar="FILE", help="'ROLE KEY' lines")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except (GlintError, ValueError, OSError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"glint: error: {message}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("glint: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

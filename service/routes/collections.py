@@ -1,0 +1,23 @@
+"""Collection listing and description."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from glint.client.models import CollectionInfo, CollectionList, ErrorResponse
+
+from ..deps import ReadKey, RegistryDep
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+@router.get("", response_model=CollectionList)
+async def list_collections(registry: RegistryDep, _: ReadKey) -> CollectionList:
+    """Every loaded collection."""
+    return CollectionList(collections=[c.info() for c in registry.all()])
+
+
+@router.get("/{name}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
+async def get_collection(name: str, registry: RegistryDep, _: ReadKey) -> CollectionInfo:
+    """Kind, spec, metric, dimension, size, memory and build info of one collection."""
+    return registry.get(name).info()

@@ -1,0 +1,239 @@
+"""Search: one query (JSON) or a batch (JSON or binary ``.npy`` in, ``.npz`` out)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from functools import partial
+from typing import Any
+
+import anyio
+import numpy as np
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from glint.client.models import (
+    NPY_MEDIA_TYPE,
+    NPZ_MEDIA_TYPE,
+    BatchSearchRequest,
+    BatchSearchResponse,
+    ErrorResponse,
+    Hit,
+    SearchRequest,
+    SearchResponse,
+)
+from glint.index import Index, SearchResult
+
+from ..deps import Limiter, MetricsDep, ReadKey, RegistryDep, SettingsDep
+from ..errors import ServiceError
+from ..settings import Settings
+
+router = APIRouter(prefix="/v1/collections", tags=["search"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 415, 422)
+}
+
+
+def _check_k(k: int, settings: Settings) -> int:
+    if k > settings.max_k:
+        raise ServiceError(
+            422, "invalid_request", f"field 'k': must be at most {settings.max_k}", "k"
+        )
+    return k
+
+
+def _as_matrix(values: Any, field: str) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=np.float32)
+    except (ValueError, TypeError):
+        raise ServiceError(
+            422, "invalid_request", f"field '{field}': rows must all have the same length", field
+        ) from None
+
+
+async def _run_search(
+    limiter: Any, index: Index, queries: np.ndarray, k: int, params: dict[str, Any], threads: int
+) -> tuple[SearchResult, float]:
+    started = time.perf_counter()
+    result = await anyio.to_thread.run_sync(
+        partial(index.search, queries, k, threads=threads, **params), limiter=limiter
+    )
+    return result, (time.perf_counter() - started) * 1000.0
+
+
+@router.post("/{name}/search", response_model=SearchResponse, responses=_ERRORS)
+async def search(
+    name: str,
+    body: SearchRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    limiter: Limiter,
+    metrics: MetricsDep,
+    _: ReadKey,
+) -> SearchResponse:
+    """Nearest neighbours of one query vector (or one token matrix for multi-vector)."""
+    index = registry.get(name).index
+    k = _check_k(body.k, settings)
+    if index.multivector and body.vectors is None:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"field 'vector': collection {name!r} is multi-vector; send a token matrix as "
+            "'vectors'",
+            "vector",
+        )
+    if not index.multivector and body.vector is None:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"field 'vectors': collection {name!r} is single-vector; send one 'vector'",
+            "vectors",
+        )
+    query = _as_matrix(body.vectors if index.multivector else body.vector, "vectors")
+    result, took = await _run_search(limiter, index, query, k, body.params, 1)
+    metrics.queries.labels(name).inc()
+    keep = result.ids[0] >= 0
+    ids = result.ids[0][keep].tolist()
+    scores = result.scores[0][keep].tolist()
+    payloads: dict[int, Any] = {}
+    if "payload" in body.include and index.has_payloads:
+        payloads = await anyio.to_thread.run_sync(index.payloads, ids, limiter=limiter)
+    hits = [Hit(id=i, score=s, payload=payloads.get(i)) for i, s in zip(ids, scores, strict=True)]
+    return SearchResponse(
+        hits=hits, metric=index.metric, larger_is_better=index.larger_is_better, took_ms=took
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ServiceError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ServiceError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_npy(body: bytes) -> np.ndarray:
+    if not body.startswith(b"\x93NUMPY"):
+        raise ServiceError(400, "invalid_body", "body is not a .npy array (no NUMPY magic)")
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ServiceError(400, "invalid_body", f"body is not a valid .npy array: {exc}") from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise ServiceError(400, "invalid_body", "body must hold a numeric .npy array")
+    if array.ndim != 2:
+        raise ServiceError(
+            400, "invalid_body", f"body must hold a 2-D [nq, dim] array, got shape {array.shape}"
+        )
+    return array
+
+
+def _decode_params(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ServiceError(
+            400, "invalid_parameter", f"query 'params' is not JSON: {exc}", "params"
+        ) from None
+    if not isinstance(params, dict):
+        raise ServiceError(
+            400, "invalid_parameter", "query 'params' must be a JSON object", "params"
+        )
+    return params
+
+
+_BATCH_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/BatchSearchRequest"}},
+            NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/{name}/search/batch",
+    response_model=BatchSearchResponse,
+    responses={**_ERRORS, 200: {"content": {NPZ_MEDIA_TYPE: {}}}},
+    openapi_extra=_BATCH_OPENAPI,
+)
+async def search_batch(
+    name: str,
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    limiter: Limiter,
+    metrics: MetricsDep,
+    _: ReadKey,
+    k: int | None = Query(default=None, ge=1, description="Hits per query (binary bodies)."),
+    params: str | None = Query(default=None, description="Search parameters as a JSON object."),
+) -> Response | BatchSearchResponse:
+    """Many queries at once: a JSON :class:`BatchSearchRequest` or an ``application/x-npy``
+    float32 [nq, dim] body; answers ``.npz`` when the client accepts ``application/x-npz``."""
+    index = registry.get(name).index
+    body = await _read_body(request, settings.max_body_bytes)
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media == NPY_MEDIA_TYPE:
+        queries = _decode_npy(body)
+        k_value, search_params = k if k is not None else 10, _decode_params(params)
+    elif media == "application/json":
+        try:
+            parsed = BatchSearchRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from None
+        queries = _as_matrix(parsed.vectors, "vectors")
+        k_value, search_params = parsed.k, parsed.params
+    else:
+        raise ServiceError(
+            415,
+            "unsupported_media_type",
+            f"content type {media!r} is not supported; use application/json or {NPY_MEDIA_TYPE}",
+        )
+    if index.multivector:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"collection {name!r} is multi-vector; batch search takes single vectors",
+            "vectors",
+        )
+    if queries.shape[0] > settings.max_batch:
+        raise ServiceError(
+            413,
+            "payload_too_large",
+            f"batch of {queries.shape[0]} queries exceeds the limit of {settings.max_batch}",
+            "vectors",
+        )
+    k_value = _check_k(k_value, settings)
+    result, took = await _run_search(
+        limiter, index, queries, k_value, search_params, settings.batch_threads
+    )
+    metrics.queries.labels(name).inc(queries.shape[0])
+    headers = {"X-Glint-Metric": index.metric, "X-Glint-Took-Ms": f"{took:.3f}"}
+    if NPZ_MEDIA_TYPE in request.headers.get("accept", ""):
+        out = io.BytesIO()
+        np.savez(out, ids=result.ids, scores=result.scores)
+        return Response(out.getvalue(), media_type=NPZ_MEDIA_TYPE, headers=headers)
+    ids, scores = [], []
+    for row_ids, row_scores in zip(result.ids, result.scores, strict=True):
+        keep = row_ids >= 0
+        ids.append(row_ids[keep].tolist())
+        scores.append(row_scores[keep].tolist())
+    return BatchSearchResponse(
+        ids=ids,
+        scores=scores,
+        metric=index.metric,
+        larger_is_better=index.larger_is_better,
+        took_ms=took,
+    )

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glint.index import ConfigError, DimensionError, InputError, build_index, load_index
+
+
+@pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
+@pytest.mark.parametrize("storage", ["f32", "f16"])
+def test_flat_matches_brute_force(data, exact, metric: str, storage: str) -> None:
+    base, queries = data(3000, 48, seed=1), data(50, 48, seed=2)
+    index = build_index(base, f"flat:storage={storage}", metric)
+    ids, scores = index.search(queries, k=10)
+    truth = exact(queries, base, 10, metric)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)])
+    assert recall >= (1.0 if storage == "f32" else 0.99)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (50, 10)
+    # best first, in the metric's own convention
+    steps = np.diff(scores, axis=1)
+    assert np.all(steps <= 1e-6) if metric != "l2" else np.all(steps >= -1e-6)
+
+
+def test_scores_are_true_scores(data) -> None:
+    base, queries = data(500, 16, seed=3), data(5, 16, seed=4)
+    ids, scores = build_index(base, "flat", "l2").search(queries, k=3)
+    expected = ((queries[:, None, :] - base[ids]) ** 2).sum(-1)
+    np.testing.assert_allclose(scores, expected, rtol=1e-4, atol=1e-3)
+    ids, scores = build_index(base, "flat", "ip").search(queries, k=3)
+    np.testing.assert_allclose(
+        scores, np.einsum("qd,qkd->qk", queries, base[ids]), rtol=1e-4, atol=1e-3
+    )
+
+
+def test_k_larger_than_count_pads(data) -> None:
+    index = build_index(data(4, 8), "flat", "l2")
+    ids, scores = index.search(data(2, 8, seed=9), k=6)
+    assert (ids[:, 4:] == -1).all() and np.isinf(scores[:, 4:]).all()
+    assert sorted(ids[0, :4].tolist()) == [0, 1, 2, 3]
+
+
+def test_external_ids_and_payloads_round_trip(tmp_path: Path, data) -> None:
+    base = data(200, 8)
+    ids = np.arange(200, dtype=np.int64) * 10 + 5
+    payloads = [{"row": i} if i % 2 == 0 else None for i in range(200)]
+    index = build_index(base, "flat", "l2", ids=ids, payloads=payloads)
+    found, _ = index.search(base[:3], k=1)
+    assert found[:, 0].tolist() == [5, 15, 25]
+    index.save(tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix")
+    assert loaded.payloads([5, 15, 25, 999]) == {5: {"row": 0}, 15: None, 25: {"row": 2}, 999: None}
+    again, _ = loaded.search(base[:3], k=1)
+    np.testing.assert_array_equal(found, again)
+
+
+def test_single_vector_query_and_threads(data) -> None:
+    base = data(1000, 16)
+    index = build_index(base, "flat", "ip")
+    one = index.search(base[7], k=5)
+    many = index.search(np.repeat(base[7:8], 600, axis=0), k=5, threads=2)
+    assert one.ids.shape == (1, 5)
+    assert (many.ids == one.ids).all()
+
+
+def test_bad_queries_and_k(data) -> None:
+    index = build_index(data(100, 8), "flat", "ip")
+    with pytest.raises(DimensionError, match="expected dimension 8, got 7"):
+        index.search(np.zeros((1, 7), np.float32), k=1)
+    with pytest.raises(InputError, match="row 0"):
+        index.search(np.full((1, 8), np.nan, np.float32), k=1)
+    for bad_k in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="k must be a positive integer"):
+            index.search(np.zeros((1, 8), np.float32), k=bad_k)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown key 'nprobe'"):
+        index.search(np.zeros((1, 8), np.float32), k=1, nprobe=3)
+
+
+def test_build_rejects_bad_inputs(data) -> None:
+    base = data(10, 4)
+    with pytest.raises(ConfigError, match="unknown metric 'dot'"):
+        build_index(base, "flat", "dot")
+    with pytest.raises(InputError, match="duplicate"):
+        build_index(base, "flat", "ip", ids=[1] * 10)
+    with pytest.raises(InputError, match="10"):
+        build_index(base, "flat", "ip", ids=[1, 2, 3])
+    with pytest.raises(InputError, match="3 payloads for 10 vectors"):
+        build_index(base, "flat", "ip", payloads=[{}] * 3)
+
+
+def test_memory_accounting(data) -> None:
+    base = data(1000, 32)
+    assert build_index(base, "flat:storage=f16", "ip").memory_bytes == 1000 * 32 * 2
+    assert build_index(base, "flat", "ip").memory_bytes == 1000 * 32 * 4
