@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from glint.client import Client
+from glint.client import Client, TransportError
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
@@ -77,7 +77,7 @@ def main() -> int:
                 try:
                     if client.ready():
                         break
-                except Exception:
+                except TransportError:  # not listening yet
                     pass
                 if server.poll() is not None or time.monotonic() > deadline:
                     print(f"server did not start:\n{server.stderr.read() if server.stderr else ''}")
