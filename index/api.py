@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .base import Index, default_threads, prepare_build_inputs
 from .config import IndexConfig, config_from_dict, parse_spec
 from .errors import FormatError
 from .flat import FlatIndex
+from .hnsw import HNSWIndex
 from .metrics import check_metric
 from .storage import IndexReader, glint_version
 
@@ -19,7 +20,7 @@ __all__ = ["build_index", "load_index"]
 
 log = logging.getLogger(__name__)
 
-_INDEX_CLASSES: dict[str, type[Any]] = {"flat": FlatIndex}
+_INDEX_CLASSES: dict[str, type[Any]] = {"flat": FlatIndex, "hnsw": HNSWIndex}
 
 
 def build_index(
@@ -31,11 +32,13 @@ def build_index(
     payloads: Sequence[dict[str, Any] | None] | None = None,
     threads: int | None = None,
     source: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Index:
     """Build an index in memory from ``vectors`` (float32 [n, dim]).
 
     ``ids`` (int64 [n], unique) are the external ids returned by searches (row numbers when
-    omitted); ``payloads`` holds one JSON-able dict (or None) per vector.
+    omitted); ``payloads`` holds one JSON-able dict (or None) per vector. ``progress`` is
+    called with the number of vectors indexed since its last call.
     """
     config = parse_spec(spec)
     checked_metric = check_metric(metric)
@@ -55,6 +58,7 @@ def build_index(
         ids=id_arr,
         payloads=store,
         build=build_info,
+        progress=progress,
     )
     index.build_info["seconds"] = round(time.perf_counter() - started, 3)
     log.info(

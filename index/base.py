@@ -203,6 +203,9 @@ class Index(ABC):
         for start in range(0, len(ids), 1000):
             yield from self.payloads(ids[start : start + 1000]).items()
 
+    def warm(self) -> None:  # noqa: B027 - optional hook, a no-op for kinds without kernels
+        """Prepare for the first search (compile kernels); kinds with kernels override it."""
+
     def close(self) -> None:
         """Release open resources (payload connections)."""
         if self._payloads is not None:

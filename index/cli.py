@@ -18,6 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .api import build_index, load_index
+from .config import parse_spec
 from .errors import ConfigError, InputError
 from .readers import read_ids, read_payloads, read_vectors
 from .storage import read_manifest
@@ -27,7 +28,7 @@ __all__ = ["add_index_commands"]
 
 def _progress(total: int, desc: str) -> tqdm:
     """A progress bar on a terminal; silent when stderr is piped."""
-    return tqdm(total=total, desc=desc, disable=not sys.stderr.isatty(), leave=False)
+    return tqdm(total=total, desc=desc, unit="vec", disable=not sys.stderr.isatty(), leave=False)
 
 
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
@@ -44,15 +45,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out}: already exists; pass --overwrite to replace it")
-    with _progress(4, "build") as bar:
-        bar.set_postfix_str("reading")
-        data = read_vectors(args.input)
-        ids = read_ids(args.ids, len(data.vectors)) if args.ids else data.ids
-        payloads = (
-            read_payloads(args.payloads, len(data.vectors)) if args.payloads else data.payloads
-        )
-        bar.update()
-        bar.set_postfix_str("building")
+    parse_spec(args.index)  # a bad spec fails before any reading
+    data = read_vectors(args.input)
+    ids = read_ids(args.ids, len(data.vectors)) if args.ids else data.ids
+    payloads = read_payloads(args.payloads, len(data.vectors)) if args.payloads else data.payloads
+    with _progress(len(data.vectors), "indexing") as bar:
         index = build_index(
             data.vectors,
             args.index,
@@ -61,11 +58,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             payloads=payloads,
             threads=args.threads,
             source=str(args.input),
+            progress=bar.update,
         )
-        bar.update()
-        bar.set_postfix_str("writing")
+        bar.set_description("writing")
         index.save(out, overwrite=args.overwrite)
-        bar.update(2)
     print(
         json.dumps(
             {

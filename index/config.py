@@ -12,13 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError
 
 __all__ = [
     "FlatConfig",
     "FlatSearchParams",
+    "HNSWConfig",
+    "HNSWSearchParams",
     "IndexConfig",
     "SearchParams",
     "config_from_dict",
@@ -66,8 +68,30 @@ class FlatSearchParams(SearchParams):
     """Exact search takes no search parameters."""
 
 
-_KINDS: dict[str, type[IndexConfig]] = {"flat": FlatConfig}
-_SEARCH_PARAMS: dict[str, type[SearchParams]] = {"flat": FlatSearchParams}
+class HNSWConfig(IndexConfig):
+    """A hierarchical navigable small-world graph over f32, f16 or LVQ-compressed storage."""
+
+    kind: ClassVar[str] = "hnsw"
+    m: int = Field(default=32, ge=4, le=128, description="Graph degree (2m on layer 0).")
+    ef_construction: int = Field(default=200, ge=8, le=4096)
+    storage: Literal["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"] = "lvq4x8"
+
+
+class HNSWSearchParams(SearchParams):
+    ef_search: int = Field(default=64, ge=1, le=16384, description="Beam width on layer 0.")
+    rerank: int | None = Field(
+        default=None,
+        ge=1,
+        le=16384,
+        description="Candidates re-scored with the residual level (default: all ef_search).",
+    )
+
+
+_KINDS: dict[str, type[IndexConfig]] = {"flat": FlatConfig, "hnsw": HNSWConfig}
+_SEARCH_PARAMS: dict[str, type[SearchParams]] = {
+    "flat": FlatSearchParams,
+    "hnsw": HNSWSearchParams,
+}
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:

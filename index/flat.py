@@ -6,7 +6,7 @@ thread pool, since both the product and the selection release the GIL.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -81,13 +81,20 @@ class FlatIndex(Index):
 
     @classmethod
     def build(
-        cls, vectors: np.ndarray, config: FlatConfig, metric: Metric, **common: Any
+        cls,
+        vectors: np.ndarray,
+        config: FlatConfig,
+        metric: Metric,
+        progress: Callable[[int], None] | None = None,
+        **common: Any,
     ) -> FlatIndex:
         stored = vectors.astype(np.float16) if config.storage == "f16" else vectors
         sq_norms = None
         if metric == "l2":
             as_f32 = stored.astype(np.float32, copy=False)
             sq_norms = np.einsum("ij,ij->i", as_f32, as_f32).astype(np.float32)
+        if progress is not None:
+            progress(len(vectors))
         return cls(stored, sq_norms, config=config, metric=metric, **common)
 
     def _search(

@@ -90,6 +90,7 @@ class Registry:
     def load(self, name: str, path: Path) -> Collection:
         """Load ``path`` and install it as ``name`` (replacing any previous entry)."""
         index = load_index(path, verify=self.verify)
+        index.warm()
         collection = Collection(name=name, index=index, path=Path(path).absolute())
         with self._lock:
             old = self._collections.get(name)
@@ -110,6 +111,7 @@ class Registry:
                 f"{path}: index has dimension {index.dim}, collection {name!r} serves {dim}",
                 "path",
             )
+        index.warm()
         collection = Collection(name=name, index=index, path=Path(path).absolute())
         with self._lock:
             self._collections[name] = collection

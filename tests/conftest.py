@@ -37,12 +37,12 @@ def brute_force(queries: np.ndarray, base: np.ndarray, k: int, metric: str) -> n
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def data() -> Callable[..., np.ndarray]:
     return clustered
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def exact() -> Callable[..., np.ndarray]:
     return brute_force
 

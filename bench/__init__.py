@@ -1,0 +1,1 @@
+"""glint benchmark harness (BENCHMARKS.md protocol)."""

@@ -1,0 +1,249 @@
+"""``hnsw``: a graph index over f32, f16 or LVQ-compressed storage.
+
+The graph is built by faiss's HNSW on the float vectors (multi-threaded C++) and exported into
+plain arrays; the search is glint's own (:mod:`glint.index.kernels.graph`) over the chosen
+storage, so the served index holds no float32 copy unless ``storage=f32``. With a residual
+level (``lvq4x4``, ``lvq4x8``) the ``rerank`` best candidates are re-scored with it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .base import Index
+from .config import HNSWConfig, HNSWSearchParams, SearchParams
+from .errors import ConfigError, FormatError
+from .kernels.graph import rerank_residual, search_batch
+from .metrics import Metric
+from .storage import IndexReader, IndexWriter
+from .vecstore import VectorStore
+
+__all__ = ["Graph", "HNSWIndex", "build_graph"]
+
+log = logging.getLogger(__name__)
+
+_ADD_CHUNK = 16384
+
+
+class Graph:
+    """HNSW adjacency as arrays (see :mod:`glint.index.kernels.graph` for the layout)."""
+
+    FILES = (
+        "graph_layer0.npy",
+        "graph_levels.npy",
+        "graph_upper_offsets.npy",
+        "graph_upper.npy",
+        "graph_entry.npy",
+    )
+
+    def __init__(
+        self,
+        layer0: np.ndarray,
+        levels: np.ndarray,
+        upper_offsets: np.ndarray,
+        upper: np.ndarray,
+        entry: int,
+        max_level: int,
+    ) -> None:
+        self.layer0 = layer0
+        self.levels = levels
+        self.upper_offsets = upper_offsets
+        self.upper = upper
+        self.entry = entry
+        self.max_level = max_level
+
+    def arrays(self) -> list[np.ndarray]:
+        return [self.layer0, self.levels, self.upper_offsets, self.upper]
+
+    def save(self, writer: IndexWriter) -> None:
+        for name, value in zip(self.FILES[:4], self.arrays(), strict=True):
+            writer.save_array(name, value)
+        writer.save_array(self.FILES[4], np.array([self.entry, self.max_level], np.int64))
+
+    @classmethod
+    def load(cls, reader: IndexReader, count: int, m: int) -> Graph:
+        layer0, levels, upper_offsets, upper, head = (reader.load_array(f) for f in cls.FILES)
+        problems = []
+        if layer0.shape != (count, 2 * m) or layer0.dtype != np.int32:
+            problems.append("graph_layer0.npy")
+        if levels.shape != (count,) or upper_offsets.shape != (count + 1,):
+            problems.append("graph_levels.npy/graph_upper_offsets.npy")
+        if upper.ndim != 2 or upper.shape[1] != m or head.shape != (2,):
+            problems.append("graph_upper.npy/graph_entry.npy")
+        if problems:
+            raise FormatError(f"{reader.root}: damaged index, bad shape in {', '.join(problems)}")
+        entry, max_level = int(head[0]), int(head[1])
+        if not 0 <= entry < count:
+            raise FormatError(f"{reader.root}: damaged index, entry point {entry} out of range")
+        return cls(layer0, levels, upper_offsets, upper, entry, max_level)
+
+
+def build_graph(
+    x: np.ndarray,
+    m: int,
+    ef_construction: int,
+    metric: Metric,
+    threads: int,
+    progress: Callable[[int], None] | None = None,
+) -> Graph:
+    """Build an HNSW graph over float32 ``x`` with faiss and export it."""
+    import faiss
+
+    n, d = x.shape
+    faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    index = faiss.IndexHNSWFlat(d, m, faiss_metric)
+    index.hnsw.efConstruction = ef_construction
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads)
+    try:
+        for start in range(0, n, _ADD_CHUNK):
+            index.add(np.ascontiguousarray(x[start : start + _ADD_CHUNK], dtype=np.float32))
+            if progress is not None:
+                progress(min(_ADD_CHUNK, n - start))
+    finally:
+        faiss.omp_set_num_threads(previous)
+    hnsw = index.hnsw
+    levels = faiss.vector_to_array(hnsw.levels).astype(np.int64) - 1  # faiss stores level + 1
+    offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
+    neighbors = faiss.vector_to_array(hnsw.neighbors).astype(np.int32)
+    cum = faiss.vector_to_array(hnsw.cum_nneighbor_per_level).astype(np.int64)
+    width0 = int(cum[1] - cum[0])
+    layer0 = neighbors[offsets[:-1, None] + cum[0] + np.arange(width0)]
+    upper_counts = np.maximum(levels, 0)
+    upper_offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(upper_counts, out=upper_offsets[1:])
+    nodes = np.repeat(np.arange(n), upper_counts)
+    layer = np.arange(len(nodes)) - upper_offsets[nodes] + 1  # 1..levels[node]
+    starts = offsets[nodes] + cum[layer]
+    upper = neighbors[starts[:, None] + np.arange(m)] if len(nodes) else np.zeros((0, m), np.int32)
+    return Graph(
+        np.ascontiguousarray(layer0, dtype=np.int32),
+        levels.astype(np.int8),
+        upper_offsets,
+        np.ascontiguousarray(upper, dtype=np.int32),
+        int(hnsw.entry_point),
+        int(hnsw.max_level),
+    )
+
+
+def _chunks(nq: int, threads: int) -> list[tuple[int, int]]:
+    parts = max(1, min(threads, nq // 4 or 1))
+    bounds = np.linspace(0, nq, parts + 1).astype(int)
+    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+class HNSWIndex(Index):
+    kind = "hnsw"
+    config: HNSWConfig
+
+    def __init__(self, graph: Graph, store: VectorStore, **common: Any) -> None:
+        super().__init__(**common)
+        self.graph = graph
+        self.store = store
+
+    @classmethod
+    def build(
+        cls,
+        vectors: np.ndarray,
+        config: HNSWConfig,
+        metric: Metric,
+        progress: Callable[[int], None] | None = None,
+        **common: Any,
+    ) -> HNSWIndex:
+        threads = int(common.get("build", {}).get("threads", 1))
+        graph = build_graph(vectors, config.m, config.ef_construction, metric, threads, progress)
+        store = VectorStore.encode(vectors, config.storage)
+        return cls(graph, store, config=config, metric=metric, **common)
+
+    def _search(
+        self, queries: np.ndarray, k: int, params: SearchParams, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert isinstance(params, HNSWSearchParams)
+        if params.rerank is not None and not self.store.has_residual:
+            raise ConfigError(
+                f"rerank needs a storage with a residual level (lvq4x4, lvq4x8); this index "
+                f"stores {self.store.storage}"
+            )
+        depth = max(params.rerank or params.ef_search, k) if self.store.has_residual else 0
+        ef = max(params.ef_search, k, depth)
+        prepared = self.store.prepare(queries, self.metric)
+        nq = queries.shape[0]
+        ids = np.empty((nq, ef), np.int64)
+        scores = np.empty((nq, ef), np.float32)
+        l2 = self.metric == "l2"
+        kind, fdata, hdata, codes, lut = self.store.kernel_args()
+        g = self.graph
+        graph_args = (
+            np.asarray(g.layer0),
+            np.asarray(g.levels),
+            np.asarray(g.upper_offsets),
+            np.asarray(g.upper),
+            g.entry,
+            g.max_level,
+        )
+        residual = self.store.residual_array()
+
+        def run(span: tuple[int, int]) -> None:
+            a, b = span
+            search_batch(
+                prepared.q[a:b],
+                prepared.qsum[a:b],
+                prepared.qmu[a:b],
+                kind,
+                l2,
+                fdata,
+                hdata,
+                codes,
+                lut,
+                *graph_args,
+                ef,
+                ids[a:b],
+                scores[a:b],
+            )
+            if depth:
+                rerank_residual(
+                    prepared.q[a:b],
+                    prepared.qsum[a:b],
+                    prepared.qmu[a:b],
+                    l2,
+                    kind,
+                    codes,
+                    residual,
+                    self.store.residual_bits,
+                    lut,
+                    ids[a:b],
+                    scores[a:b],
+                    depth,
+                )
+
+        spans = _chunks(nq, threads)
+        if len(spans) == 1:
+            run(spans[0])
+        else:
+            with ThreadPoolExecutor(max_workers=len(spans)) as pool:
+                list(pool.map(run, spans))
+        return ids[:, :k], scores[:, :k]
+
+    def warm(self) -> None:
+        """Compile the kernels for this index's array types (so no request pays for it)."""
+        self.search(np.zeros((1, self.dim), np.float32) + 1e-3, k=1, threads=1)
+
+    def _arrays(self) -> Sequence[np.ndarray]:
+        return [*self.graph.arrays(), *self.store.arrays()]
+
+    def _save_arrays(self, writer: IndexWriter) -> None:
+        self.graph.save(writer)
+        self.store.save(writer)
+
+    @classmethod
+    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> HNSWIndex:
+        config: HNSWConfig = common["config"]
+        graph = Graph.load(reader, common["count"], config.m)
+        store = VectorStore.load(reader, config.storage, common["dim"], common["count"])
+        return cls(graph, store, **common)

@@ -1,0 +1,226 @@
+"""HNSW search over any storage kind: greedy descent on the upper layers, then a beam search
+of width ``ef`` on layer 0, then optional re-scoring with the residual level.
+
+Graph arrays (see :mod:`glint.index.hnsw`): ``layer0`` int32 [n, 2m] (-1 padded);
+``levels`` int8 [n] (a node's top layer); ``upper_offsets`` int64 [n + 1] and ``upper``
+int32 [rows, m]: the neighbours of node ``i`` on layer ``l >= 1`` are
+``upper[upper_offsets[i] + l - 1]``. The visited set is a uint16 tag array reused across
+queries. Every function here releases the GIL; batches are split across Python threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .distances import residual_score, score
+
+
+@njit(inline="always", nogil=True)
+def _push_max(keys: np.ndarray, vals: np.ndarray, size: int, key: float, val: int) -> int:
+    """Push onto a max-heap; returns the new size."""
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if keys[parent] >= key:
+            break
+        keys[pos] = keys[parent]
+        vals[pos] = vals[parent]
+        pos = parent
+    keys[pos] = key
+    vals[pos] = val
+    return size + 1
+
+
+@njit(inline="always", nogil=True)
+def _pop_max(keys: np.ndarray, vals: np.ndarray, size: int) -> int:
+    """Remove the root of a max-heap of ``size`` items; returns the new size."""
+    size -= 1
+    key = keys[size]
+    val = vals[size]
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] > keys[child]:
+            child += 1
+        if keys[child] <= key:
+            break
+        keys[pos] = keys[child]
+        vals[pos] = vals[child]
+        pos = child
+    keys[pos] = key
+    vals[pos] = val
+    return size
+
+
+@njit(inline="always", nogil=True)
+def _push_min(keys: np.ndarray, vals: np.ndarray, size: int, key: float, val: int) -> int:
+    pos = size
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if keys[parent] <= key:
+            break
+        keys[pos] = keys[parent]
+        vals[pos] = vals[parent]
+        pos = parent
+    keys[pos] = key
+    vals[pos] = val
+    return size + 1
+
+
+@njit(inline="always", nogil=True)
+def _replace_min(keys: np.ndarray, vals: np.ndarray, size: int, key: float, val: int) -> None:
+    """Replace the root of a min-heap with (key, val) and restore the heap."""
+    pos = 0
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
+            break
+        keys[pos] = keys[child]
+        vals[pos] = vals[child]
+        pos = child
+    keys[pos] = key
+    vals[pos] = val
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def search_batch(
+    queries: np.ndarray,
+    qsums: np.ndarray,
+    qmus: np.ndarray,
+    kind: int,
+    l2: bool,
+    fdata: np.ndarray,
+    hdata: np.ndarray,
+    codes: np.ndarray,
+    lut: np.ndarray,
+    layer0: np.ndarray,
+    levels: np.ndarray,
+    upper_offsets: np.ndarray,
+    upper: np.ndarray,
+    entry: int,
+    max_level: int,
+    ef: int,
+    out_ids: np.ndarray,
+    out_scores: np.ndarray,
+) -> None:
+    """Beam-search every query; writes the ``ef`` best (ids, scores), best first, into
+    ``out_ids`` int64 [nq, ef] and ``out_scores`` float32 [nq, ef] (-1 / -inf padded)."""
+    n = layer0.shape[0]
+    width = layer0.shape[1]
+    visited = np.zeros(n, np.uint16)
+    tag = 0
+    cap = ef * width + width + 1
+    cand_keys = np.empty(cap, np.float32)
+    cand_vals = np.empty(cap, np.int64)
+    res_keys = np.empty(ef, np.float32)
+    res_vals = np.empty(ef, np.int64)
+    for qi in range(queries.shape[0]):
+        q = queries[qi]
+        qsum = qsums[qi]
+        qmu = qmus[qi]
+        tag += 1
+        if tag == 65535:
+            visited[:] = 0
+            tag = 1
+        # greedy descent through the upper layers
+        node = entry
+        best = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, node)
+        for level in range(max_level, 0, -1):
+            changed = True
+            while changed:
+                changed = False
+                if levels[node] < level:
+                    break
+                row = upper[upper_offsets[node] + level - 1]
+                for t in range(row.shape[0]):
+                    nb = row[t]
+                    if nb < 0:
+                        break
+                    s = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, nb)
+                    if s > best:
+                        best = s
+                        node = nb
+                        changed = True
+        # beam search on layer 0
+        visited[node] = tag
+        n_cand = _push_max(cand_keys, cand_vals, 0, best, node)
+        n_res = _push_min(res_keys, res_vals, 0, best, node)
+        while n_cand > 0:
+            cur_score = cand_keys[0]
+            cur = cand_vals[0]
+            if n_res == ef and cur_score < res_keys[0]:
+                break
+            n_cand = _pop_max(cand_keys, cand_vals, n_cand)
+            row0 = layer0[cur]
+            for t in range(width):
+                nb = row0[t]
+                if nb < 0:
+                    break
+                if visited[nb] == tag:
+                    continue
+                visited[nb] = tag
+                s = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, nb)
+                if n_res < ef:
+                    n_res = _push_min(res_keys, res_vals, n_res, s, nb)
+                elif s > res_keys[0]:
+                    _replace_min(res_keys, res_vals, n_res, s, nb)
+                else:
+                    continue
+                if n_cand == cap:
+                    # keep only candidates still able to enter the results
+                    kept = 0
+                    for c in range(n_cand):
+                        if cand_keys[c] >= res_keys[0]:
+                            kept = _push_max(cand_keys, cand_vals, kept, cand_keys[c], cand_vals[c])
+                    n_cand = kept
+                n_cand = _push_max(cand_keys, cand_vals, n_cand, s, nb)
+        # results, best first
+        for pos in range(ef):
+            out_ids[qi, pos] = -1
+            out_scores[qi, pos] = -np.inf
+        order = np.argsort(-res_keys[:n_res])
+        for pos in range(n_res):
+            out_ids[qi, pos] = res_vals[order[pos]]
+            out_scores[qi, pos] = res_keys[order[pos]]
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def rerank_residual(
+    queries: np.ndarray,
+    qsums: np.ndarray,
+    qmus: np.ndarray,
+    l2: bool,
+    primary_kind: int,
+    codes: np.ndarray,
+    residual: np.ndarray,
+    residual_bits: int,
+    lut: np.ndarray,
+    cand_ids: np.ndarray,
+    cand_scores: np.ndarray,
+    depth: int,
+) -> None:
+    """Re-score the first ``depth`` candidates of every query with the residual level and
+    re-sort them in place (candidates past ``depth`` keep their primary scores)."""
+    for qi in range(queries.shape[0]):
+        q = queries[qi]
+        count = 0
+        for pos in range(depth):
+            i = cand_ids[qi, pos]
+            if i < 0:
+                break
+            cand_scores[qi, pos] = residual_score(
+                l2, q, qsums[qi], qmus[qi], primary_kind, codes, residual, residual_bits, lut, i
+            )
+            count += 1
+        order = np.argsort(-cand_scores[qi, :count])
+        ids = cand_ids[qi, :count][order]
+        scores = cand_scores[qi, :count][order]
+        cand_ids[qi, :count] = ids
+        cand_scores[qi, :count] = scores

@@ -1,0 +1,161 @@
+"""Vector storage for graph search: f32, f16, LVQ-8, LVQ-4 and the two-level LVQ-4x4/4x8.
+
+:class:`VectorStore` owns the arrays of one storage kind, prepares queries for the kernels in
+:mod:`glint.index.kernels.distances`, and saves/loads itself inside an index directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from .errors import FormatError
+from .kernels.distances import F16, F32, LVQ4, LVQ8
+from .lvq import encode_lvq, f16_bits_to_f32, parse_lvq_storage
+from .metrics import Metric
+from .storage import IndexReader, IndexWriter
+
+__all__ = ["STORAGES", "PreparedQueries", "Storage", "VectorStore"]
+
+Storage = Literal["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"]
+STORAGES: tuple[Storage, ...] = ("f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8")
+
+_LUT = f16_bits_to_f32()
+_NO_F32 = np.zeros((1, 1), np.float32)
+_NO_U16 = np.zeros((1, 1), np.uint16)
+_NO_U8 = np.zeros((1, 5), np.uint8)
+
+
+@dataclass(frozen=True)
+class PreparedQueries:
+    """Kernel-ready queries: ``q`` float32 [nq, dq] and per-query ``qsum``/``qmu``."""
+
+    q: np.ndarray
+    qsum: np.ndarray
+    qmu: np.ndarray
+
+
+class VectorStore:
+    """The stored vectors of an index, in one storage kind."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        dim: int,
+        *,
+        fdata: np.ndarray | None = None,
+        hdata: np.ndarray | None = None,
+        codes: np.ndarray | None = None,
+        residual: np.ndarray | None = None,
+        mean: np.ndarray | None = None,
+    ) -> None:
+        self.storage = storage
+        self.dim = dim
+        self.fdata = fdata
+        self.hdata = hdata
+        self.codes = codes
+        self.residual = residual
+        self.mean = mean
+        if storage.startswith("lvq"):
+            self.bits, self.residual_bits = parse_lvq_storage(storage)
+        else:
+            self.bits, self.residual_bits = 0, 0
+        self.kind = {"f32": F32, "f16": F16}.get(storage, LVQ8 if self.bits == 8 else LVQ4)
+
+    @classmethod
+    def encode(cls, x: np.ndarray, storage: Storage) -> VectorStore:
+        """Encode float32 [n, d] vectors (already normalised for ``cos``)."""
+        dim = x.shape[1]
+        if storage == "f32":
+            return cls(storage, dim, fdata=np.ascontiguousarray(x, dtype=np.float32))
+        if storage == "f16":
+            return cls(storage, dim, hdata=x.astype(np.float16).view(np.uint16))
+        bits, residual_bits = parse_lvq_storage(storage)
+        lvq = encode_lvq(x, bits, residual_bits)
+        return cls(storage, dim, codes=lvq.records, residual=lvq.residual, mean=lvq.mean)
+
+    @property
+    def has_residual(self) -> bool:
+        return self.residual is not None
+
+    def arrays(self) -> list[np.ndarray]:
+        found = (self.fdata, self.hdata, self.codes, self.residual, self.mean)
+        return [a for a in found if a is not None]
+
+    def prepare(self, queries: np.ndarray, metric: Metric) -> PreparedQueries:
+        """Queries (float32 [nq, dim], normalised for ``cos``) in the kernels' form."""
+        nq = queries.shape[0]
+        zeros = np.zeros(nq, np.float32)
+        if self.mean is None:
+            return PreparedQueries(np.ascontiguousarray(queries), zeros, zeros)
+        q = np.ascontiguousarray(queries - self.mean if metric == "l2" else queries, np.float32)
+        if metric == "l2":
+            return PreparedQueries(q, zeros, zeros)
+        return PreparedQueries(
+            q, q.sum(axis=1, dtype=np.float32), (queries @ self.mean).astype(np.float32)
+        )
+
+    def kernel_args(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(kind, fdata, hdata, codes, lut) for :func:`~glint.index.kernels.distances.score`."""
+        return (
+            self.kind,
+            np.asarray(self.fdata) if self.fdata is not None else _NO_F32,
+            np.asarray(self.hdata) if self.hdata is not None else _NO_U16,
+            np.asarray(self.codes) if self.codes is not None else _NO_U8,
+            _LUT,
+        )
+
+    def residual_array(self) -> np.ndarray:
+        return np.asarray(self.residual) if self.residual is not None else _NO_U8
+
+    # -- persistence ----------------------------------------------------------------------
+    _FILES: ClassVar[dict[str, str]] = {
+        "fdata": "vectors.npy",
+        "hdata": "vectors_f16.npy",
+        "codes": "lvq_codes.npy",
+        "residual": "lvq_residual.npy",
+        "mean": "lvq_mean.npy",
+    }
+
+    def save(self, writer: IndexWriter) -> None:
+        for attr, name in self._FILES.items():
+            value = getattr(self, attr)
+            if value is not None:
+                writer.save_array(name, value)
+
+    @classmethod
+    def load(cls, reader: IndexReader, storage: Storage, dim: int, count: int) -> VectorStore:
+        arrays = {
+            attr: reader.load_array(name) for attr, name in cls._FILES.items() if reader.has(name)
+        }
+        store = cls(storage, dim, **arrays)
+        expected = cls._expected_shapes(store, count)
+        for attr, shape in expected.items():
+            value = getattr(store, attr)
+            if value is None or value.shape != shape:
+                got = None if value is None else value.shape
+                raise FormatError(
+                    f"{reader.root}: damaged index, {cls._FILES[attr]} has shape {got}, "
+                    f"expected {shape} for storage {storage}"
+                )
+        return store
+
+    @staticmethod
+    def _expected_shapes(store: VectorStore, count: int) -> dict[str, tuple[int, ...]]:
+        if store.storage == "f32":
+            return {"fdata": (count, store.dim)}
+        if store.storage == "f16":
+            return {"hdata": (count, store.dim)}
+
+        def width(bits: int) -> int:
+            return store.dim if bits == 8 else (store.dim + 1) // 2
+
+        shapes: dict[str, tuple[int, ...]] = {
+            "codes": (count, width(store.bits) + 4),
+            "mean": (store.dim,),
+        }
+        if store.residual_bits:
+            shapes["residual"] = (count, width(store.residual_bits))
+        return shapes

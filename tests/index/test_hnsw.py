@@ -1,0 +1,142 @@
+"""The hnsw kind: recall floors per storage, round trips, parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glint.index import ConfigError, build_index, load_index, parse_spec
+from glint.index.hnsw import HNSWIndex
+from glint.index.metrics import normalize_rows
+from glint.index.vecstore import VectorStore
+
+FLOORS = json.loads((Path(__file__).with_name("recall_floors.json")).read_text())
+SPEC = "hnsw:m=16,ef_construction=100"
+STORAGES = ["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"]
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth, strict=True)])
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset(data, exact) -> dict[str, np.ndarray]:
+    base = data(10000, 96, seed=1, intrinsic=16)
+    queries = data(100, 96, seed=2, intrinsic=16)
+    return {
+        "base": base,
+        "queries": queries,
+        "l2": exact(queries, base, 10, "l2"),
+        "cos": exact(queries, base, 10, "cos"),
+    }
+
+
+@pytest.fixture(scope="module")
+def graphs(dataset) -> dict[str, HNSWIndex]:
+    """One f32 build per metric; the other storages reuse its graph (the build is the same)."""
+    return {
+        m: build_index(dataset["base"], f"{SPEC},storage=f32", m, threads=2) for m in ("l2", "cos")
+    }
+
+
+@pytest.mark.parametrize("metric", ["l2", "cos"])
+@pytest.mark.parametrize("storage", STORAGES)
+def test_recall_floor(dataset, graphs, storage: str, metric: str) -> None:
+    floors = FLOORS[SPEC][metric]
+    built = graphs[metric]
+    base = normalize_rows(dataset["base"]) if metric == "cos" else dataset["base"]
+    index = HNSWIndex(
+        built.graph,
+        VectorStore.encode(base, storage),
+        config=parse_spec(f"{SPEC},storage={storage}"),
+        metric=metric,
+        dim=built.dim,
+        count=built.count,
+    )
+    ids, _ = index.search(dataset["queries"], k=10, ef_search=floors["ef_search"])
+    assert recall(ids, dataset[metric]) >= floors[storage]
+
+
+def test_recall_grows_with_ef_and_threads_agree(dataset) -> None:
+    index = build_index(dataset["base"], f"{SPEC},storage=lvq4x8", "l2")
+    low = recall(index.search(dataset["queries"], k=10, ef_search=10).ids, dataset["l2"])
+    high = recall(index.search(dataset["queries"], k=10, ef_search=200).ids, dataset["l2"])
+    assert high > low
+    one = index.search(dataset["queries"], k=10, ef_search=64, threads=1)
+    two = index.search(dataset["queries"], k=10, ef_search=64, threads=2)
+    np.testing.assert_array_equal(one.ids, two.ids)
+
+
+def test_scores_follow_the_metric_convention(dataset) -> None:
+    base, queries = dataset["base"], dataset["queries"][:5]
+    ids, scores = build_index(base, f"{SPEC},storage=lvq4x8", "l2").search(queries, k=5)
+    true = ((queries[:, None, :] - base[ids]) ** 2).sum(-1)
+    np.testing.assert_allclose(scores, true, rtol=0.02)
+    assert (np.diff(scores, axis=1) >= -1e-3).all()  # smaller is better for l2
+
+
+def test_round_trip_and_memory_map(tmp_path: Path, dataset) -> None:
+    index = build_index(
+        dataset["base"], f"{SPEC},storage=lvq4x4", "cos", ids=np.arange(10000) * 2 + 1
+    )
+    before = index.search(dataset["queries"], k=10, ef_search=50, rerank=20)
+    index.save(tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix")
+    after = loaded.search(dataset["queries"], k=10, ef_search=50, rerank=20)
+    np.testing.assert_array_equal(before.ids, after.ids)
+    np.testing.assert_array_equal(before.scores, after.scores)
+    assert (after.ids % 2 == 1).all()
+    assert isinstance(loaded.store.codes, np.memmap)  # type: ignore[attr-defined]
+    manifest = json.loads((tmp_path / "ix" / "manifest.json").read_text())
+    assert "vectors.npy" not in manifest["files"]  # no float32 copy is kept
+    assert manifest["spec"] == "hnsw:m=16,ef_construction=100,storage=lvq4x4"
+
+
+def test_memory_is_a_fraction_of_float(dataset) -> None:
+    base = dataset["base"]
+    f32 = build_index(base, f"{SPEC},storage=f32", "l2").memory_bytes
+    lvq4x8 = build_index(base, f"{SPEC},storage=lvq4x8", "l2").memory_bytes
+    lvq4 = build_index(base, f"{SPEC},storage=lvq4", "l2").memory_bytes
+    assert lvq4 < lvq4x8 < f32
+    assert lvq4 < 0.5 * f32
+
+
+def test_search_parameters_are_checked(dataset) -> None:
+    index = build_index(dataset["base"][:500], f"{SPEC},storage=lvq8", "l2")
+    q = dataset["queries"][:2]
+    with pytest.raises(ConfigError, match="rerank needs a storage with a residual level"):
+        index.search(q, k=5, rerank=10)
+    with pytest.raises(ConfigError, match="invalid value 0 for key 'ef_search'"):
+        index.search(q, k=5, ef_search=0)
+    with pytest.raises(ConfigError, match=r"unknown key 'nprobe' .* valid keys: ef_search, rerank"):
+        index.search(q, k=5, nprobe=3)
+    ids, _ = index.search(q, k=50, ef_search=10)  # ef below k is raised to k
+    assert (ids >= 0).all() and ids.shape == (2, 50)
+
+
+def test_tiny_index_pads(dataset) -> None:
+    index = build_index(dataset["base"][:3], "hnsw:storage=lvq4x8", "l2")
+    ids, scores = index.search(dataset["base"][:1], k=5)
+    assert sorted(ids[0, :3].tolist()) == [0, 1, 2] and (ids[0, 3:] == -1).all()
+    assert np.isinf(scores[0, 3:]).all()
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("hnsw:m=2", r"invalid value '2' for key 'm' .* greater than or equal to 4"),
+        ("hnsw:storage=lvq2", r"invalid value 'lvq2' for key 'storage'"),
+        (
+            "hnsw:ef=3",
+            r"unknown key 'ef' for index kind 'hnsw'; valid keys: m, ef_construction, storage",
+        ),
+    ],
+)
+def test_bad_specs(spec: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_index(np.zeros((10, 4), np.float32), spec, "l2")
