@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .prefetch import prefetch_row
+
 F32, F16, LVQ8, LVQ4 = 0, 1, 2, 3
 
 
@@ -25,7 +27,79 @@ def _half(rec: np.ndarray, pos: int, lut: np.ndarray) -> np.float32:
     return lut[np.int64(rec[pos]) | (np.int64(rec[pos + 1]) << 8)]
 
 
-@njit(inline="always", fastmath=True, nogil=True)
+@njit(fastmath=True, nogil=True)
+def _f32(l2: bool, q: np.ndarray, row: np.ndarray) -> float:
+    s = np.float32(0.0)
+    if l2:
+        for j in range(row.shape[0]):
+            diff = q[j] - row[j]
+            s += diff * diff
+        return -s
+    for j in range(row.shape[0]):
+        s += q[j] * row[j]
+    return s
+
+
+@njit(fastmath=True, nogil=True)
+def _f16(l2: bool, q: np.ndarray, row: np.ndarray, lut: np.ndarray) -> float:
+    s = np.float32(0.0)
+    if l2:
+        for j in range(row.shape[0]):
+            diff = q[j] - lut[row[j]]
+            s += diff * diff
+        return -s
+    for j in range(row.shape[0]):
+        s += q[j] * lut[row[j]]
+    return s
+
+
+@njit(fastmath=True, nogil=True)
+def _lvq8(l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray) -> float:
+    nb = rec.shape[0] - 4
+    delta = _half(rec, nb, lut)
+    low = _half(rec, nb + 2, lut)
+    codes = rec[:nb]
+    s = np.float32(0.0)
+    if l2:
+        for j in range(codes.shape[0]):
+            diff = q[j] - low - delta * np.float32(codes[j])
+            s += diff * diff
+        return -s
+    for j in range(codes.shape[0]):
+        s += q[j] * np.float32(codes[j])
+    return delta * s + low * qsum + qmu
+
+
+@njit(fastmath=True, nogil=True)
+def _lvq4(l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray) -> float:
+    # byte t = dim t (low nibble) and dim t + nb (high nibble); two loops vectorise where one
+    # fused loop does not. The halves are slices so that no index can be negative (numba's
+    # wrap-around check in a loop stops vectorisation). Odd d leaves the last high nibble unused.
+    nb = rec.shape[0] - 4
+    delta = _half(rec, nb, lut)
+    low = _half(rec, nb + 2, lut)
+    codes = rec[:nb]
+    q_high = q[nb:]
+    mask = np.uint8(15)
+    shift = np.uint8(4)
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    if l2:
+        for t in range(codes.shape[0]):
+            d0 = q[t] - low - delta * np.float32(codes[t] & mask)
+            s0 += d0 * d0
+        for t in range(q_high.shape[0]):
+            d1 = q_high[t] - low - delta * np.float32(codes[t] >> shift)
+            s1 += d1 * d1
+        return -(s0 + s1)
+    for t in range(codes.shape[0]):
+        s0 += q[t] * np.float32(codes[t] & mask)
+    for t in range(q_high.shape[0]):
+        s1 += q_high[t] * np.float32(codes[t] >> shift)
+    return delta * (s0 + s1) + low * qsum + qmu
+
+
+@njit(inline="always", nogil=True)
 def score(
     kind: int,
     l2: bool,
@@ -39,58 +113,24 @@ def score(
     i: int,
 ) -> float:
     """Score of the prepared query against stored vector ``i``."""
-    s = np.float32(0.0)
     if kind == F32:
-        row = fdata[i]
-        if l2:
-            for j in range(row.shape[0]):
-                diff = q[j] - row[j]
-                s += diff * diff
-            return -s
-        for j in range(row.shape[0]):
-            s += q[j] * row[j]
-        return s
+        return _f32(l2, q, fdata[i])
     if kind == F16:
-        hrow = hdata[i]
-        if l2:
-            for j in range(hrow.shape[0]):
-                diff = q[j] - lut[hrow[j]]
-                s += diff * diff
-            return -s
-        for j in range(hrow.shape[0]):
-            s += q[j] * lut[hrow[j]]
-        return s
-    rec = codes[i]
-    nb = rec.shape[0] - 4
-    delta = _half(rec, nb, lut)
-    low = _half(rec, nb + 2, lut)
+        return _f16(l2, q, hdata[i], lut)
     if kind == LVQ8:
-        if l2:
-            for j in range(nb):
-                diff = q[j] - low - delta * np.float32(rec[j])
-                s += diff * diff
-            return -s
-        for j in range(nb):
-            s += q[j] * np.float32(rec[j])
-        return delta * s + low * qsum + qmu
-    # LVQ4: byte t = dim t (low nibble) and dim t + nb (high nibble); odd d leaves one tail
-    paired = q.shape[0] - nb
-    if l2:
-        for t in range(paired):
-            b = rec[t]
-            d0 = q[t] - low - delta * np.float32(b & 15)
-            d1 = q[t + nb] - low - delta * np.float32(b >> 4)
-            s += d0 * d0 + d1 * d1
-        if paired < nb:
-            d0 = q[nb - 1] - low - delta * np.float32(rec[nb - 1] & 15)
-            s += d0 * d0
-        return -s
-    for t in range(paired):
-        b = rec[t]
-        s += q[t] * np.float32(b & 15) + q[t + nb] * np.float32(b >> 4)
-    if paired < nb:
-        s += q[nb - 1] * np.float32(rec[nb - 1] & 15)
-    return delta * s + low * qsum + qmu
+        return _lvq8(l2, q, qsum, qmu, codes[i], lut)
+    return _lvq4(l2, q, qsum, qmu, codes[i], lut)
+
+
+@njit(inline="always", nogil=True)
+def prefetch_vector(kind: int, fdata: np.ndarray, hdata: np.ndarray, codes: np.ndarray, i: int) -> None:
+    """Start loading stored vector ``i`` into the cache."""
+    if kind == F32:
+        prefetch_row(fdata, i)
+    elif kind == F16:
+        prefetch_row(hdata, i)
+    else:
+        prefetch_row(codes, i)
 
 
 @njit(inline="always", fastmath=True, nogil=True)

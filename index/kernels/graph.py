@@ -13,7 +13,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .distances import residual_score, score
+from .distances import prefetch_vector, residual_score, score
+from .prefetch import prefetch_row
+
+
+_AHEAD = 4  # neighbours prefetched ahead of the one being scored
 
 
 @njit(inline="always", nogil=True)
@@ -121,6 +125,7 @@ def search_batch(
     cand_vals = np.empty(cap, np.int64)
     res_keys = np.empty(ef, np.float32)
     res_vals = np.empty(ef, np.int64)
+    fresh = np.empty(width, np.int64)
     for qi in range(queries.shape[0]):
         q = queries[qi]
         qsum = qsums[qi]
@@ -158,14 +163,24 @@ def search_batch(
             if n_res == ef and cur_score < res_keys[0]:
                 break
             n_cand = _pop_max(cand_keys, cand_vals, n_cand)
+            if n_cand > 0:
+                prefetch_row(layer0, cand_vals[0])
             row0 = layer0[cur]
+            n_fresh = 0
             for t in range(width):
                 nb = row0[t]
                 if nb < 0:
                     break
-                if visited[nb] == tag:
-                    continue
-                visited[nb] = tag
+                if visited[nb] != tag:
+                    visited[nb] = tag
+                    fresh[n_fresh] = nb
+                    n_fresh += 1
+            for t in range(min(n_fresh, _AHEAD)):
+                prefetch_vector(kind, fdata, hdata, codes, fresh[t])
+            for t in range(n_fresh):
+                if t + _AHEAD < n_fresh:
+                    prefetch_vector(kind, fdata, hdata, codes, fresh[t + _AHEAD])
+                nb = fresh[t]
                 s = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, nb)
                 if n_res < ef:
                     n_res = _push_min(res_keys, res_vals, n_res, s, nb)
