@@ -1,0 +1,79 @@
+"""An LVQ-compressed HNSW index through the CLI, the server and the client: same answers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glint.client import Client, InvalidRequestError
+from glint.index import load_index
+
+from .conftest import GLINT
+
+
+def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve) -> None:
+    base, queries = data(4000, 48, seed=21), data(60, 48, seed=22)
+    np.save(tmp_path / "base.npy", base)
+    out = tmp_path / "docs"
+    subprocess.run(
+        [
+            GLINT,
+            "build",
+            str(tmp_path / "base.npy"),
+            "--index",
+            "hnsw:m=16,ef_construction=100,storage=lvq4x8",
+            "--metric",
+            "l2",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    local = load_index(out).search(queries, k=10, ef_search=80, rerank=40)
+    truth = exact(queries, base, 10, "l2")
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(local.ids, truth, strict=True)])
+    assert recall >= 0.9
+
+    np.save(tmp_path / "q.npy", queries)
+    subprocess.run(
+        [
+            GLINT,
+            "search",
+            str(out),
+            "--queries",
+            str(tmp_path / "q.npy"),
+            "--k",
+            "10",
+            "--param",
+            "ef_search=80",
+            "--param",
+            "rerank=40",
+            "--out",
+            str(tmp_path / "r.npz"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["ids"], local.ids)
+
+    url = glint_serve(str(out))
+    params = {"ef_search": 80, "rerank": 40}
+    with Client(url) as client:
+        info = client.info("docs")
+        assert info.spec == "hnsw:m=16,ef_construction=100,storage=lvq4x8"
+        assert (info.count, info.dim, info.metric) == (4000, 48, "l2")
+        batch = client.search_batch("docs", queries, k=10, params=params)
+        np.testing.assert_array_equal(batch.ids, local.ids)
+        np.testing.assert_allclose(batch.scores, local.scores, rtol=1e-6)
+        hits = client.search("docs", queries[5], k=10, params=params)
+        assert [h.id for h in hits] == local.ids[5].tolist()
+        with pytest.raises(InvalidRequestError, match="ef_search"):
+            client.search("docs", queries[0], k=10, params={"ef_search": 0})
+        with pytest.raises(InvalidRequestError, match="unknown key 'nprobe'"):
+            client.search("docs", queries[0], k=10, params={"nprobe": 4})
