@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["LVQCodes", "encode_lvq", "f16_bits_to_f32", "parse_lvq_storage"]
+__all__ = ["LVQCodes", "encode_lvq", "f16_powers", "f16_table", "parse_lvq_storage"]
 
 _CHUNK = 32768
 _F16_MAX = float(np.finfo(np.float16).max)
@@ -153,6 +153,12 @@ def encode_lvq(
     )
 
 
-def f16_bits_to_f32() -> np.ndarray:
-    """A 65,536-entry table: float16 bit pattern -> float32 value (numba has no float16)."""
+def f16_powers() -> np.ndarray:
+    """The 32 powers 2^(e - 25) that decode a float16 bit pattern arithmetically in the kernels
+    (numba has no float16): see :func:`glint.index.kernels.distances._f16`."""
+    return np.ldexp(np.float32(1.0), np.arange(32) - 25).astype(np.float32)
+
+
+def f16_table() -> np.ndarray:
+    """A 65,536-entry table: float16 bit pattern -> float32 (vectors stored as float16)."""
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import FormatError
 from .kernels.distances import F16, F32, LVQ4, LVQ8
-from .lvq import encode_lvq, f16_bits_to_f32, parse_lvq_storage
+from .lvq import encode_lvq, f16_powers, f16_table, parse_lvq_storage
 from .metrics import Metric
 from .storage import IndexReader, IndexWriter
 
@@ -22,7 +22,8 @@ __all__ = ["STORAGES", "PreparedQueries", "Storage", "VectorStore"]
 Storage = Literal["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"]
 STORAGES: tuple[Storage, ...] = ("f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8")
 
-_LUT = f16_bits_to_f32()
+_F16_TABLE = f16_table()
+_F16_POWERS = f16_powers()
 _NO_F32 = np.zeros((1, 1), np.float32)
 _NO_U16 = np.zeros((1, 1), np.uint16)
 _NO_U8 = np.zeros((1, 5), np.uint8)
@@ -104,7 +105,7 @@ class VectorStore:
             np.asarray(self.fdata) if self.fdata is not None else _NO_F32,
             np.asarray(self.hdata) if self.hdata is not None else _NO_U16,
             np.asarray(self.codes) if self.codes is not None else _NO_U8,
-            _LUT,
+            _F16_TABLE if self.kind == F16 else _F16_POWERS,
         )
 
     def residual_array(self) -> np.ndarray:

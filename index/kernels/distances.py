@@ -8,8 +8,9 @@ is already ``q - μ``. The query's length is the true dimension ``d``; 4-bit rec
 ``h = ceil(d / 2)`` code bytes (dimension ``t`` low, ``t + h`` high).
 
 Storage kinds: ``F32`` (float32 rows), ``F16`` (float16 bit patterns as uint16, decoded
-through ``lut``), ``LVQ8`` and ``LVQ4`` (records of codes + float16 Δ and l, see
-:mod:`glint.index.lvq`).
+through ``lut``, the 65,536-entry table of :func:`~glint.index.lvq.f16_table`), ``LVQ8`` and
+``LVQ4`` (records of codes + float16 Δ and l, see :mod:`glint.index.lvq`; ``lut`` is then the
+32-entry table of :func:`~glint.index.lvq.f16_powers` that decodes the two constants).
 """
 
 from __future__ import annotations
@@ -23,11 +24,24 @@ F32, F16, LVQ8, LVQ4 = 0, 1, 2, 3
 
 
 @njit(inline="always", fastmath=True, nogil=True)
+def _f16(bits: int, lut: np.ndarray) -> np.float32:
+    """The float16 with bit pattern ``bits`` as float32; ``lut[e]`` is 2^(e - 25).
+
+    A normal number is (1024 + mantissa)·2^(exponent - 25), a subnormal mantissa·2^-24. The
+    32-entry table stays in L1, where a 65,536-entry table would miss the cache.
+    """
+    exponent = (bits >> 10) & 31
+    mantissa = bits & 1023
+    value = np.float32(mantissa + (1024 if exponent > 0 else 0)) * lut[max(exponent, 1)]
+    return -value if bits & 32768 else value
+
+
+@njit(inline="always", fastmath=True, nogil=True)
 def _half(rec: np.ndarray, pos: int, lut: np.ndarray) -> np.float32:
-    return lut[np.int64(rec[pos]) | (np.int64(rec[pos + 1]) << 8)]
+    return _f16(np.int64(rec[pos]) | (np.int64(rec[pos + 1]) << 8), lut)
 
 
-@njit(fastmath=True, nogil=True)
+@njit(inline="always", fastmath=True, nogil=True)
 def _f32(l2: bool, q: np.ndarray, row: np.ndarray) -> float:
     s = np.float32(0.0)
     if l2:
@@ -40,8 +54,8 @@ def _f32(l2: bool, q: np.ndarray, row: np.ndarray) -> float:
     return s
 
 
-@njit(fastmath=True, nogil=True)
-def _f16(l2: bool, q: np.ndarray, row: np.ndarray, lut: np.ndarray) -> float:
+@njit(inline="always", fastmath=True, nogil=True)
+def _f16_row(l2: bool, q: np.ndarray, row: np.ndarray, lut: np.ndarray) -> float:
     s = np.float32(0.0)
     if l2:
         for j in range(row.shape[0]):
@@ -53,8 +67,10 @@ def _f16(l2: bool, q: np.ndarray, row: np.ndarray, lut: np.ndarray) -> float:
     return s
 
 
-@njit(fastmath=True, nogil=True)
-def _lvq8(l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray) -> float:
+@njit(inline="always", fastmath=True, nogil=True)
+def _lvq8(
+    l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray
+) -> float:
     nb = rec.shape[0] - 4
     delta = _half(rec, nb, lut)
     low = _half(rec, nb + 2, lut)
@@ -70,8 +86,10 @@ def _lvq8(l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut
     return delta * s + low * qsum + qmu
 
 
-@njit(fastmath=True, nogil=True)
-def _lvq4(l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray) -> float:
+@njit(inline="always", fastmath=True, nogil=True)
+def _lvq4(
+    l2: bool, q: np.ndarray, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray
+) -> float:
     # byte t = dim t (low nibble) and dim t + nb (high nibble); two loops vectorise where one
     # fused loop does not. The halves are slices so that no index can be negative (numba's
     # wrap-around check in a loop stops vectorisation). Odd d leaves the last high nibble unused.
@@ -116,14 +134,16 @@ def score(
     if kind == F32:
         return _f32(l2, q, fdata[i])
     if kind == F16:
-        return _f16(l2, q, hdata[i], lut)
+        return _f16_row(l2, q, hdata[i], lut)
     if kind == LVQ8:
         return _lvq8(l2, q, qsum, qmu, codes[i], lut)
     return _lvq4(l2, q, qsum, qmu, codes[i], lut)
 
 
 @njit(inline="always", nogil=True)
-def prefetch_vector(kind: int, fdata: np.ndarray, hdata: np.ndarray, codes: np.ndarray, i: int) -> None:
+def prefetch_vector(
+    kind: int, fdata: np.ndarray, hdata: np.ndarray, codes: np.ndarray, i: int
+) -> None:
     """Start loading stored vector ``i`` into the cache."""
     if kind == F32:
         prefetch_row(fdata, i)
@@ -146,31 +166,40 @@ def residual_score(
     lut: np.ndarray,
     i: int,
 ) -> float:
-    """Score against the two-level reconstruction l + Δc + Δ(r / (2^B2 - 1) - 1/2)."""
+    """Score against the two-level reconstruction l + Δc + Δ(r / (2^B2 - 1) - 1/2), for a
+    4-bit primary level (the residual storages are lvq4x4 and lvq4x8)."""
     rec = codes[i]
-    res = residual[i]
     nb = rec.shape[0] - 4
     delta = _half(rec, nb, lut)
     low = _half(rec, nb + 2, lut)
     step = delta / np.float32((1 << residual_bits) - 1)
     base = low - delta * np.float32(0.5)
-    dim = q.shape[0]
-    half = nb  # 4-bit records: dimension j < half is a low nibble, j >= half a high one
-    s = np.float32(0.0)
-    for j in range(dim):
-        if primary_kind == LVQ8:
-            c1 = np.float32(rec[j])
-        else:
-            c1 = np.float32(rec[j] & 15) if j < half else np.float32(rec[j - half] >> 4)
-        if residual_bits == 8:
-            c2 = np.float32(res[j])
-        else:
-            c2 = np.float32(res[j] & 15) if j < half else np.float32(res[j - half] >> 4)
+    primary = rec[:nb]
+    res = residual[i]
+    q_high = q[nb:]
+    mask = np.uint8(15)
+    shift = np.uint8(4)
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    # dimensions [0, nb): low nibbles; [nb, d): high nibbles. 8-bit residuals are in order,
+    # 4-bit ones use the same split layout as the primary codes.
+    for t in range(primary.shape[0]):
+        c2 = np.float32(res[t]) if residual_bits == 8 else np.float32(res[t] & mask)
+        x = base + delta * np.float32(primary[t] & mask) + step * c2
         if l2:
-            diff = q[j] - (base + delta * c1 + step * c2)
-            s += diff * diff
+            diff = q[t] - x
+            s0 += diff * diff
         else:
-            s += q[j] * (delta * c1 + step * c2)
+            s0 += q[t] * x
+    res_high = res[nb:] if residual_bits == 8 else res
+    for t in range(q_high.shape[0]):
+        c2 = np.float32(res_high[t]) if residual_bits == 8 else np.float32(res_high[t] >> shift)
+        x = base + delta * np.float32(primary[t] >> shift) + step * c2
+        if l2:
+            diff = q_high[t] - x
+            s1 += diff * diff
+        else:
+            s1 += q_high[t] * x
     if l2:
-        return -s
-    return s + base * qsum + qmu
+        return -(s0 + s1)
+    return s0 + s1 + qmu
