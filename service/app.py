@@ -10,6 +10,7 @@ import anyio
 from fastapi import FastAPI
 
 from glint.index.storage import glint_version
+from glint.index.threads import limit_blas_threads
 
 from .auth import KeyRing
 from .errors import install_error_handlers
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the indices in ``settings.index_dirs`` are loaded at start-up."""
     settings = settings or Settings()
+    limit_blas_threads(1)  # searches run on glint's own threads; BLAS must not add more
     keys = KeyRing.from_sources(settings.api_keys_file, settings.api_keys)
 
     @asynccontextmanager

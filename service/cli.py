@@ -11,6 +11,7 @@ from pathlib import Path
 
 from glint.index.cli import add_index_commands
 from glint.index.errors import GlintError
+from glint.index.threads import limit_blas_threads
 
 __all__ = ["main"]
 
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    limit_blas_threads(1)
     logging.basicConfig(
         level=logging.INFO if args.verbose or args.command == "serve" else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
