@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -146,6 +147,17 @@ class HNSWIndex(Index):
         super().__init__(**common)
         self.graph = graph
         self.store = store
+        self._scratch = threading.local()
+
+    def _visited_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """This thread's visited tags (uint16 [n]) and tag counter, kept across searches so a
+        query does not pay for clearing an array of the collection's size."""
+        visited = getattr(self._scratch, "visited", None)
+        if visited is None:
+            visited = np.zeros(self.count, np.uint16)
+            self._scratch.visited = visited
+            self._scratch.tag_state = np.zeros(1, np.int64)
+        return visited, self._scratch.tag_state
 
     @classmethod
     def build(
@@ -164,7 +176,7 @@ class HNSWIndex(Index):
     def _search(
         self, queries: np.ndarray, k: int, params: SearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        assert isinstance(params, HNSWSearchParams)
+        params = cast(HNSWSearchParams, params)
         if params.rerank is not None and not self.store.has_residual:
             raise ConfigError(
                 f"rerank needs a storage with a residual level (lvq4x4, lvq4x8); this index "
@@ -191,6 +203,7 @@ class HNSWIndex(Index):
 
         def run(span: tuple[int, int]) -> None:
             a, b = span
+            visited, tag_state = self._visited_set()
             search_batch(
                 prepared.q[a:b],
                 prepared.qsum[a:b],
@@ -205,6 +218,8 @@ class HNSWIndex(Index):
                 ef,
                 ids[a:b],
                 scores[a:b],
+                visited,
+                tag_state,
             )
             if depth:
                 rerank_residual(

@@ -112,14 +112,18 @@ def _search_batch(
     ef: int,
     out_ids: np.ndarray,
     out_scores: np.ndarray,
+    visited: np.ndarray,
+    tag_state: np.ndarray,
 ) -> None:
     """Beam-search every query; writes the ``ef`` best (ids, scores), best first, into
     ``out_ids`` int64 [nq, ef] and ``out_scores`` float32 [nq, ef] (-1 / -inf padded).
+
+    ``visited`` (uint16 [n]) and ``tag_state`` (int64 [1]) belong to the calling thread and
+    persist across calls: each query takes the next tag, so the array is cleared only when
+    the tags wrap around, not on every call.
     """
-    n = layer0.shape[0]
     width = layer0.shape[1]
-    visited = np.zeros(n, np.uint16)
-    tag = 0
+    tag = tag_state[0]
     cap = ef * width + width + 1
     cand_keys = np.empty(cap, np.float32)
     cand_vals = np.empty(cap, np.int64)
@@ -134,6 +138,7 @@ def _search_batch(
         if tag == 65535:
             visited[:] = 0
             tag = 1
+        tag_state[0] = tag
         # greedy descent through the upper layers
         node = entry
         best = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, node)
@@ -242,52 +247,24 @@ def _rerank_residual(
 
 
 def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
-    """``search_batch`` with ``kind`` and ``l2`` fixed at compile time.
+    """``_search_batch`` with ``kind`` and ``l2`` fixed at compile time.
 
     Each storage kind and metric gets its own machine code with only its distance kernel in the
     hot loop; with a run-time ``kind`` all four kernels sit in the loop and search runs at about
     half the speed.
     """
 
+    # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
     def search(  # type: ignore[no-untyped-def]
-        queries,
-        qsums,
-        qmus,
-        fdata,
-        hdata,
-        codes,
-        lut,
-        layer0,
-        levels,
-        upper_offsets,
-        upper,
-        entry,
-        max_level,
-        ef,
-        out_ids,
-        out_scores,
+        queries, qsums, qmus, fdata, hdata, codes, lut, layer0, levels, upper_offsets, upper,
+        entry, max_level, ef, out_ids, out_scores, visited, tag_state,
     ):
         _search_batch(
-            queries,
-            qsums,
-            qmus,
-            kind,
-            l2,
-            fdata,
-            hdata,
-            codes,
-            lut,
-            layer0,
-            levels,
-            upper_offsets,
-            upper,
-            entry,
-            max_level,
-            ef,
-            out_ids,
-            out_scores,
+            queries, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0, levels,
+            upper_offsets, upper, entry, max_level, ef, out_ids, out_scores, visited, tag_state,
         )
+    # fmt: on
 
     return search
 
@@ -295,46 +272,10 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
 _SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
 
 
-def search_batch(  # type: ignore[no-untyped-def]
-    queries,
-    qsums,
-    qmus,
-    kind,
-    l2,
-    fdata,
-    hdata,
-    codes,
-    lut,
-    layer0,
-    levels,
-    upper_offsets,
-    upper,
-    entry,
-    max_level,
-    ef,
-    out_ids,
-    out_scores,
-) -> None:
-    """Beam-search every query (see :func:`_search_batch`) with the kernel specialised for the
-    storage ``kind`` and metric."""
-    _SPECIALISED[(int(kind), bool(l2))](
-        queries,
-        qsums,
-        qmus,
-        fdata,
-        hdata,
-        codes,
-        lut,
-        layer0,
-        levels,
-        upper_offsets,
-        upper,
-        entry,
-        max_level,
-        ef,
-        out_ids,
-        out_scores,
-    )
+def search_batch(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]
+    """Beam-search every query with the kernel specialised for the storage ``kind`` and
+    metric; arguments as :func:`_search_batch`."""
+    _SPECIALISED[(int(kind), bool(l2))](queries, qsums, qmus, *rest)
 
 
 def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped-def]

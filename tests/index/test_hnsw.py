@@ -140,3 +140,16 @@ def test_tiny_index_pads(dataset) -> None:
 def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_index(np.zeros((10, 4), np.float32), spec, "l2")
+
+
+def test_visited_tags_survive_reuse_and_wrap_around(dataset) -> None:
+    index = build_index(dataset["base"][:3000], f"{SPEC},storage=lvq8", "l2")
+    queries = dataset["queries"][:20]
+    first = index.search(queries, k=10, ef_search=40, threads=1)
+    again = index.search(queries, k=10, ef_search=40, threads=1)  # tags carried over
+    np.testing.assert_array_equal(first.ids, again.ids)
+    visited, tag_state = index._visited_set()  # type: ignore[attr-defined]
+    visited[:] = 65532  # the last query visited every node; tags wrap two queries later
+    tag_state[0] = 65532
+    wrapped = index.search(queries, k=10, ef_search=40, threads=1)
+    np.testing.assert_array_equal(first.ids, wrapped.ids)
