@@ -59,8 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     faiss.cvar.hnsw_stats.reset()
     seconds = _best_of(args.repeats, lambda: peer.search(queries, 10))
     ndis = faiss.cvar.hnsw_stats.ndis / (args.repeats * len(queries))
-    print(json.dumps({"system": "faiss-hnsw", "ef": args.ef, "us_per_query":
-                      round(seconds / len(queries) * 1e6, 1), "distances_per_query": round(ndis)}))
+    print(
+        json.dumps(
+            {
+                "system": "faiss-hnsw",
+                "ef": args.ef,
+                "us_per_query": round(seconds / len(queries) * 1e6, 1),
+                "distances_per_query": round(ndis),
+            }
+        )
+    )
     graph = build_index(base, f"hnsw:m={args.m},ef_construction=200,storage=f32", metric)
     vectors = base / np.linalg.norm(base, axis=1, keepdims=True) if metric == "cos" else base
     for storage in STORAGES:
@@ -76,9 +84,17 @@ def main(argv: list[str] | None = None) -> int:
         seconds = _best_of(
             args.repeats, lambda i=index: i.search(queries, 10, ef_search=args.ef, threads=1)
         )
-        print(json.dumps({"system": "glint", "storage": storage, "ef": args.ef,
-                          "us_per_query": round(seconds / len(queries) * 1e6, 1),
-                          "memory_bytes": index.memory_bytes}))
+        print(
+            json.dumps(
+                {
+                    "system": "glint",
+                    "storage": storage,
+                    "ef": args.ef,
+                    "us_per_query": round(seconds / len(queries) * 1e6, 1),
+                    "memory_bytes": index.memory_bytes,
+                }
+            )
+        )
     return 0
 
 
