@@ -14,6 +14,7 @@ from glint.index.threads import limit_blas_threads
 
 from .auth import KeyRing
 from .errors import install_error_handlers
+from .limits import BodyLimitMiddleware
 from .observability import Metrics, install_metrics_middleware
 from .registry import Registry, parse_index_arg
 from .routes import admin, collections, health, search
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     install_error_handlers(app)
     install_metrics_middleware(app, app.state.metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     for module in (health, collections, search, admin):
         app.include_router(module.router)
     return app

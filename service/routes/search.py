@@ -107,19 +107,6 @@ async def search(
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ServiceError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ServiceError(413, "payload_too_large", f"request body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _decode_npy(body: bytes) -> np.ndarray:
     if not body.startswith(b"\x93NUMPY"):
         raise ServiceError(400, "invalid_body", "body is not a .npy array (no NUMPY magic)")
@@ -183,7 +170,7 @@ async def search_batch(
     """Many queries at once: a JSON :class:`BatchSearchRequest` or an ``application/x-npy``
     float32 [nq, dim] body; answers ``.npz`` when the client accepts ``application/x-npz``."""
     index = registry.get(name).index
-    body = await _read_body(request, settings.max_body_bytes)
+    body = await request.body()  # bounded by BodyLimitMiddleware
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if media == NPY_MEDIA_TYPE:
         queries = _decode_npy(body)

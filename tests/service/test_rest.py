@@ -214,3 +214,27 @@ def test_server_still_answers_after_bad_requests(server) -> None:
         assert 400 <= response.status_code < 500, (raw, response.text)
     ok = httpx.post(f"{url}/v1/collections/docs/search", json={"vector": base[1].tolist(), "k": 1})
     assert ok.json()["hits"][0]["id"] == 1001
+
+
+def test_body_limit_applies_to_every_route(server) -> None:
+    url, _ = server
+    big = b'{"vector": [' + b"0.0," * 20000 + b"0.0]}"  # > 65,536 bytes
+    declared = httpx.post(
+        f"{url}/v1/collections/docs/search",
+        content=big,
+        headers={"content-type": "application/json"},
+    )
+    _error(declared, 413, "payload_too_large")
+
+    def chunks():  # no Content-Length: the body streams in chunks
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    streamed = httpx.post(
+        f"{url}/v1/collections/docs/search",
+        content=chunks(),
+        headers={"content-type": "application/json"},
+    )
+    _error(streamed, 413, "payload_too_large")
+    ok = httpx.post(f"{url}/v1/collections/docs/search", json={"vector": [0.0] * DIM, "k": 1})
+    assert ok.status_code == 200
