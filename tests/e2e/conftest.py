@@ -14,6 +14,13 @@ import pytest
 GLINT = str(Path(sys.executable).with_name("glint"))
 
 
+def run_glint(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the `glint` command to completion; a failure shows its stderr."""
+    proc = subprocess.run([GLINT, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

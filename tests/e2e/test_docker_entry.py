@@ -17,7 +17,7 @@ import pytest
 
 from glint.client import AuthenticationError, Client
 
-from .conftest import GLINT, free_port
+from .conftest import free_port, run_glint
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_indexer_then_server_with_keys(tmp_path: Path, data, glint_serve) -> Non
 
     build = relocate(_compose_command("indexer"))
     assert build[0] == "build"
-    subprocess.run([GLINT, *build], check=True, capture_output=True, timeout=120)
+    run_glint(*build)
 
     serve = relocate(_dockerfile_exec("CMD"))
     assert serve[0] == "serve" and "0.0.0.0" in serve  # reachable from outside the container

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from glint.client import AsyncClient, Client, TransportError
 from glint.index import load_index
 
-from .conftest import GLINT
+from .conftest import run_glint
 
 
 def _build(tmp_path: Path, base: np.ndarray, metric: str) -> Path:
@@ -22,23 +21,17 @@ def _build(tmp_path: Path, base: np.ndarray, metric: str) -> Path:
         "".join(json.dumps({"title": f"doc {i}"}) + "\n" for i in range(len(base)))
     )
     out = tmp_path / "docs"
-    subprocess.run(
-        [
-            GLINT,
-            "build",
-            str(tmp_path / "base.npy"),
-            "--index",
-            "flat",
-            "--metric",
-            metric,
-            "--payloads",
-            str(tmp_path / "payloads.jsonl"),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    run_glint(
+        "build",
+        str(tmp_path / "base.npy"),
+        "--index",
+        "flat",
+        "--metric",
+        metric,
+        "--payloads",
+        str(tmp_path / "payloads.jsonl"),
+        "--out",
+        str(out),
     )
     return out
 
@@ -50,21 +43,15 @@ def test_cli_inprocess_rest_agree(tmp_path: Path, data, exact, glint_serve, metr
     truth = exact(queries, base, 10, metric)
 
     np.save(tmp_path / "q.npy", queries)
-    subprocess.run(
-        [
-            GLINT,
-            "search",
-            str(out),
-            "--queries",
-            str(tmp_path / "q.npy"),
-            "--k",
-            "10",
-            "--out",
-            str(tmp_path / "r.npz"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
+    run_glint(
+        "search",
+        str(out),
+        "--queries",
+        str(tmp_path / "q.npy"),
+        "--k",
+        "10",
+        "--out",
+        str(tmp_path / "r.npz"),
     )
     cli_ids = np.load(tmp_path / "r.npz")["ids"]
     np.testing.assert_array_equal(cli_ids, truth)  # recall@10 = 1.0, same order

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,28 +10,22 @@ import pytest
 from glint.client import Client, InvalidRequestError
 from glint.index import load_index
 
-from .conftest import GLINT
+from .conftest import run_glint
 
 
 def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve) -> None:
     base, queries = data(4000, 48, seed=21), data(60, 48, seed=22)
     np.save(tmp_path / "base.npy", base)
     out = tmp_path / "docs"
-    subprocess.run(
-        [
-            GLINT,
-            "build",
-            str(tmp_path / "base.npy"),
-            "--index",
-            "hnsw:m=16,ef_construction=100,storage=lvq4x8",
-            "--metric",
-            "l2",
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+    run_glint(
+        "build",
+        str(tmp_path / "base.npy"),
+        "--index",
+        "hnsw:m=16,ef_construction=100,storage=lvq4x8",
+        "--metric",
+        "l2",
+        "--out",
+        str(out),
     )
     local = load_index(out).search(queries, k=10, ef_search=80, rerank=40)
     truth = exact(queries, base, 10, "l2")
@@ -40,25 +33,19 @@ def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve
     assert recall >= 0.9
 
     np.save(tmp_path / "q.npy", queries)
-    subprocess.run(
-        [
-            GLINT,
-            "search",
-            str(out),
-            "--queries",
-            str(tmp_path / "q.npy"),
-            "--k",
-            "10",
-            "--param",
-            "ef_search=80",
-            "--param",
-            "rerank=40",
-            "--out",
-            str(tmp_path / "r.npz"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
+    run_glint(
+        "search",
+        str(out),
+        "--queries",
+        str(tmp_path / "q.npy"),
+        "--k",
+        "10",
+        "--param",
+        "ef_search=80",
+        "--param",
+        "rerank=40",
+        "--out",
+        str(tmp_path / "r.npz"),
     )
     np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["ids"], local.ids)
 
