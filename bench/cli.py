@@ -2,7 +2,8 @@
 
 glint-bench run --dataset DIR --queries id|ood [--configs FILE] [--suite hnsw] [--spec SPEC]
                 [--peers faiss-flat,faiss-hnsw,faiss-hnsw-sq8,hnswlib,svs] [--k 10] [--nq N]
-                [--threads-all N] [--repeats 3] [--knob-values 10,16,...] [--out FILE]
+                [--threads-all N] [--repeats 3] [--knob-values 10,16,...]
+                [--knob-sweep nprobe=8,16,...] [--out FILE]
                 [--cache DIR] [--rebuild] [--svs-python PATH] [--in-process]
 glint-bench report RESULTS.json [...] --md docs/benchmarks.md
                 --png 'docs/bench-{dataset}-{queries}.png'
@@ -53,6 +54,13 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def _sweep(text: str) -> tuple[str, tuple[int, ...]]:
+    knob, eq, values = text.partition("=")
+    if not eq or not knob.strip():
+        raise argparse.ArgumentTypeError(f"expected KNOB=v1,v2,...: {text!r}")
+    return knob.strip(), _ints(values)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="glint-bench", description="glint's benchmark harness (shared/BENCHMARKS.md)."
@@ -77,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--threads-all", type=int, default=cpu_count(), help="the all-cores count")
     r.add_argument("--repeats", type=int, default=3, help="timed batch runs (median)")
     r.add_argument("--knob-values", type=_ints, help="override the search-knob sweep")
+    r.add_argument(
+        "--knob-sweep",
+        type=_sweep,
+        action="append",
+        default=[],
+        help="KNOB=v1,v2,...: the sweep of one knob (e.g. nprobe), over --knob-values",
+    )
     r.add_argument("--metric", choices=["ip", "l2", "cos"], help="override meta.json's metric")
     r.add_argument("--out", type=Path, help="results file (default bench-results/...json)")
     r.add_argument("--cache", type=Path, help="directory caching builds across runs")
@@ -137,6 +152,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         repeats=args.repeats,
         threads_all=args.threads_all,
         knob_values=args.knob_values,
+        knob_sweeps=dict(args.knob_sweep),
         cache=args.cache,
         rebuild=args.rebuild,
         isolate=not args.in_process,

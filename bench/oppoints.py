@@ -20,6 +20,7 @@ __all__ = [
     "Summary",
     "nearest_at_or_above",
     "qps_at",
+    "recall_at_qps",
     "summarize",
     "upper_envelope",
 ]
@@ -49,6 +50,22 @@ def qps_at(points: Sequence[tuple[float, float]], target: float) -> float | None
             r0, q0 = env[i - 1]
             return q0 + (target - r0) * (qps - q0) / (recall - r0)
     return None  # unreachable: the last point reaches the target
+
+
+def recall_at_qps(points: Sequence[tuple[float, float]], qps: float) -> float | None:
+    """Recall at ``qps`` on the envelope of ``points`` (interpolated between the envelope
+    points around it); ``None`` if no point is that fast."""
+    env = upper_envelope(points)
+    if not env or env[0][1] < qps:
+        return None
+    for i in range(len(env) - 1, -1, -1):
+        recall, fast = env[i]
+        if fast >= qps:
+            if i == len(env) - 1:
+                return recall
+            r1, q1 = env[i + 1]
+            return recall + (fast - qps) * (r1 - recall) / (fast - q1)
+    return None  # unreachable: the first point is fast enough
 
 
 def nearest_at_or_above(rows: Sequence[Row], target: float) -> Row | None:

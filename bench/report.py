@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .oppoints import TARGETS, Summary, nearest_at_or_above, summarize
+from .oppoints import TARGETS, Summary, nearest_at_or_above, qps_at, recall_at_qps, summarize
 from .schema import SCHEMA, Results, Row, check_row
 
 __all__ = [
@@ -33,6 +33,16 @@ log = logging.getLogger(__name__)
 
 DASH = "—"
 HEADLINE = 0.95
+FIXED_QPS = (5_000, 10_000, 20_000)  # 1-thread QPS at which the storage table reads recall
+_STORAGE_NAMES = {
+    "f32": "float32",
+    "f16": "float16",
+    "lvq8": "LVQ-8",
+    "lvq4": "LVQ-4",
+    "lvq4x4": "LVQ-4x4",
+    "lvq4x8": "LVQ-4x8",
+}
+_FAISS_REFINE = {"sq8": "lvq8", "flat": "f32", "none": "none"}  # faiss refine -> glint rerank
 
 
 @dataclass
@@ -140,6 +150,95 @@ def _table(group: Group, summaries: list[Summary], n_base: int | None) -> list[s
     return lines
 
 
+def _spec_parts(config: str) -> tuple[str, dict[str, str]]:
+    spec = config.split(";", 1)[0]
+    kind, _, rest = spec.partition(":")
+    pairs = (item.split("=", 1) for item in rest.split(",") if "=" in item)
+    return kind, {key: value for key, value in pairs}
+
+
+def storage_label(system: str, config: str) -> str | None:
+    """A reader's name for a glint config's storage (``None`` for peers)."""
+    if system != "glint":
+        return None
+    kind, kv = _spec_parts(config)
+    if kind == "hnsw":
+        return f"HNSW, {_STORAGE_NAMES.get(kv.get('storage', ''), kv.get('storage'))}"
+    if kind == "flat":
+        return f"exact, {_STORAGE_NAMES.get(kv.get('storage', 'f32'), kv.get('storage'))}"
+    if kind == "ivfpq":
+        opq = ", OPQ" if kv.get("opq") == "true" else ""
+        rerank = kv.get("rerank", "lvq8")
+        tail = "no re-rank" if rerank == "none" else f"re-rank {_STORAGE_NAMES[rerank]}"
+        return f"IVF-PQ {kv.get('nbits')}-bit (m={kv.get('m')}{opq}), {tail}"
+    return kind
+
+
+def _storage_table(summaries: list[Summary], n_base: int | None) -> list[str]:
+    """Bytes per vector against recall@10 at fixed 1-thread QPS, glint configs only."""
+    if not n_base:
+        return []
+    mine = [(storage_label(s.system, s.config), s) for s in summaries if s.system == "glint"]
+    if not mine:
+        return []
+    head = ["storage", "bytes/vector", *(f"recall@10 at {q:,} QPS" for q in FIXED_QPS)]
+    head += ["max recall", "config"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, s in sorted(mine, key=lambda pair: pair[1].memory_bytes):
+        points = [(r["recall_at_10"], r["qps_1t"]) for r in s.rows]
+        recalls = [recall_at_qps(points, q) for q in FIXED_QPS]
+        cells = [
+            str(label),
+            f"{s.memory_bytes / n_base:,.1f}",
+            *(DASH if r is None else f"{r:.4f}" for r in recalls),
+            f"{s.max_recall:.4f}",
+            f"`{_cell(s.config)}`",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _faiss_twin(summary: Summary, summaries: list[Summary]) -> Summary | None:
+    """The faiss-ivfpq peer built with the same nlist/m/nbits and the matching re-rank."""
+    kind, kv = _spec_parts(summary.config)
+    if summary.system != "glint" or kind != "ivfpq" or kv.get("opq") == "true":
+        return None
+    want_k = summary.config.partition(";")[2]
+    for other in summaries:
+        o_kind, o_kv = _spec_parts(other.config)
+        if other.system != "faiss" or o_kind != "faiss-ivfpq":
+            continue
+        same = all(o_kv.get(key) == kv.get(key) for key in ("nlist", "m", "nbits"))
+        refine = _FAISS_REFINE.get(o_kv.get("refine", ""))
+        if same and refine == kv.get("rerank") and other.config.partition(";")[2] == want_k:
+            return other
+    return None
+
+
+def _wrapper_table(summaries: list[Summary]) -> list[str]:
+    """glint ivfpq against the same configuration built directly with faiss."""
+    pairs = [(s, t) for s in summaries if (t := _faiss_twin(s, summaries)) is not None]
+    if not pairs:
+        return []
+    head = ["glint config", "faiss config", "recall", "glint QPS", "faiss QPS", "glint / faiss"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for mine, twin in pairs:
+        both = [(r["recall_at_10"], r["qps_1t"]) for r in mine.rows]
+        theirs = [(r["recall_at_10"], r["qps_1t"]) for r in twin.rows]
+        reachable = [t for t in TARGETS if qps_at(both, t) and qps_at(theirs, t)]
+        target = HEADLINE if HEADLINE in reachable else (reachable[-1] if reachable else None)
+        if target is None:  # no target reached by both: compare 0.01 below the lower
+            # max recall, where both curves are measured (at the very top of a curve one
+            # point decides, and the two builds' k-means differ in the last digits)
+            target = round(min(mine.max_recall, twin.max_recall) - 0.01, 4)
+        a, b = qps_at(both, target), qps_at(theirs, target)
+        ratio = _ratio(a / b) if a and b else DASH
+        cells = [f"`{_cell(mine.config)}`", f"`{_cell(twin.config)}`", f"{target:.4g}"]
+        cells += [_qps(a), _qps(b), ratio]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_section(group: Group, png_link: str | None) -> str:
     """The markdown between a section's markers."""
     info = _dataset_info(group)
@@ -169,6 +268,28 @@ def render_section(group: Group, png_link: str | None) -> str:
         "",
         *_table(group, summaries, info.get("n")),
     ]
+    wrapper = _wrapper_table(summaries)
+    if wrapper:
+        lines += [
+            "",
+            "glint `ivfpq` against the same configuration built directly with faiss (same "
+            "index_factory string; faiss re-ranks with `IndexRefine` over SQ8 where glint uses "
+            "LVQ-8, or over the float vectors where glint uses f32), QPS with 1 thread at the "
+            "recall shown:",
+            "",
+            *wrapper,
+        ]
+    storage = _storage_table(summaries, info.get("n"))
+    if storage:
+        lines += [
+            "",
+            "Memory against recall, for every glint storage: bytes per vector (everything the "
+            "index holds, ids and graph or lists included) and recall@10 at a fixed 1-thread "
+            "QPS, read off each config's recall–QPS envelope (— = never that fast; where every "
+            "measured point is faster, the slowest point's recall):",
+            "",
+            *storage,
+        ]
     notes = [note for run in group.runs for note in run.get("notes") or []]
     for summary in summaries:  # per-config notes a peer's runner attached to its rows
         row_notes = dict.fromkeys(str(r["notes"]) for r in summary.rows if r.get("notes"))

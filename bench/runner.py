@@ -59,6 +59,7 @@ class RunOptions:
     repeats: int = 3
     threads_all: int = field(default_factory=cpu_count)
     knob_values: tuple[int, ...] | None = None
+    knob_sweeps: dict[str, tuple[int, ...]] = field(default_factory=dict)
     cache: Path | None = None
     rebuild: bool = False
     isolate: bool = True
@@ -145,7 +146,11 @@ def _ensure_built(
 def _sweep_config(
     options: RunOptions, text: str, scratch: Path, metric: str, machine: str, emit: Progress
 ) -> None:
-    config = parse_config(text, options.knob_values)
+    knob_values = options.knob_values
+    knob = parse_config(text).knob
+    if knob is not None and knob in options.knob_sweeps:
+        knob_values = options.knob_sweeps[knob]
+    config = parse_config(text, knob_values)
     job = SearchJob(
         dataset=options.dataset,
         queries=options.queries,
@@ -155,7 +160,7 @@ def _sweep_config(
         nq=options.nq,
         repeats=options.repeats,
         threads_all=options.threads_all,
-        knob_values=options.knob_values,
+        knob_values=knob_values,
         metric=options.metric,
         machine=machine,
     )

@@ -5,7 +5,11 @@ A config string names what to build and how to search it:
 - a glint spec, optionally with fixed search parameters after ``;``:
   ``hnsw:m=32,ef_construction=200,storage=lvq4x8;rerank=40``;
 - a peer, optionally with build parameters: ``faiss-flat`` (exact), ``faiss-hnsw``,
-  ``faiss-hnsw-sq8`` and ``hnswlib`` (``m``/``ef_construction``, default 32/200).
+  ``faiss-hnsw-sq8`` and ``hnswlib`` (``m``/``ef_construction``, default 32/200), and
+  ``faiss-ivfpq`` (``nlist``, ``m``, ``nbits``, ``refine=sq8|flat|none``; search parameter
+  ``rerank_k`` after ``;``), the faiss-only equivalent of glint's ``ivfpq``: the same
+  index_factory string, with faiss's ``IndexRefine`` over an 8-bit scalar quantizer (or the
+  float vectors) in place of glint's LVQ-8 (or f32) re-ranking.
 
 Each system builds an index into a directory (:func:`build_into`) and loads it back
 (:func:`load_searcher`), so that the search can run in a fresh process.
@@ -49,8 +53,17 @@ PEERS: dict[str, tuple[str, str | None]] = {
     "faiss-hnsw": ("faiss", "efSearch"),
     "faiss-hnsw-sq8": ("faiss", "efSearch"),
     "hnswlib": ("hnswlib", "ef"),
+    "faiss-ivfpq": ("faiss", "nprobe"),
 }
-GRAPH_DEFAULTS = {"m": 32, "ef_construction": 200}
+GRAPH_DEFAULTS: dict[str, Any] = {"m": 32, "ef_construction": 200}
+PEER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "faiss-flat": {},
+    "faiss-hnsw": GRAPH_DEFAULTS,
+    "faiss-hnsw-sq8": GRAPH_DEFAULTS,
+    "hnswlib": GRAPH_DEFAULTS,
+    "faiss-ivfpq": {"nlist": 1024, "m": 96, "nbits": 4, "refine": "sq8"},
+}
+PEER_SEARCH_KEYS: dict[str, tuple[str, ...]] = {"faiss-ivfpq": ("rerank_k",)}
 
 
 @dataclass(frozen=True)
@@ -60,7 +73,7 @@ class ConfigSpec:
     name: str
     system: str
     build: str
-    build_params: dict[str, int] = field(default_factory=dict)
+    build_params: dict[str, Any] = field(default_factory=dict)
     search_params: dict[str, Any] = field(default_factory=dict)
     knob: str | None = None
     knob_values: tuple[int, ...] = ()
@@ -90,20 +103,24 @@ def _parse_pairs(text: str, what: str) -> dict[str, Any]:
 
 
 def _peer_config(text: str, knob_values: tuple[int, ...] | None) -> ConfigSpec:
-    name, _, rest = text.partition(":")
+    head, _, search_text = text.partition(";")
+    name, _, rest = head.partition(":")
     system, knob = PEERS[name]
-    params: dict[str, int] = {}
-    if name != "faiss-flat":
-        given = _parse_pairs(rest, f"peer config {text!r}")
-        unknown = set(given) - set(GRAPH_DEFAULTS)
-        if unknown:
-            raise ValueError(f"peer config {text!r}: unknown keys {sorted(unknown)}")
-        params = {**GRAPH_DEFAULTS, **{k: int(v) for k, v in given.items()}}
-    elif rest:
-        raise ValueError(f"peer config {text!r}: faiss-flat takes no parameters")
+    defaults = PEER_DEFAULTS[name]
+    given = _parse_pairs(rest, f"peer config {text!r}")
+    unknown = set(given) - set(defaults)
+    if unknown:
+        valid = ", ".join(defaults) or "none"
+        raise ValueError(f"peer config {text!r}: unknown keys {sorted(unknown)}; valid: {valid}")
+    params = {**defaults, **given}
+    search = _parse_pairs(search_text, f"search parameters of {text!r}")
+    bad = set(search) - set(PEER_SEARCH_KEYS.get(name, ()))
+    if bad:
+        raise ValueError(f"peer config {text!r}: unknown search parameters {sorted(bad)}")
     label = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+    label += ";" + ",".join(f"{k}={v}" for k, v in search.items()) if search else ""
     values = knob_values if knob_values is not None else DEFAULT_SWEEPS.get(knob or "", ())
-    return ConfigSpec(label, system, name, params, {}, knob, tuple(values) if knob else ())
+    return ConfigSpec(label, system, name, params, search, knob, tuple(values) if knob else ())
 
 
 def _glint_config(text: str, knob_values: tuple[int, ...] | None) -> ConfigSpec:
@@ -133,7 +150,7 @@ def _glint_config(text: str, knob_values: tuple[int, ...] | None) -> ConfigSpec:
 def parse_config(text: str, knob_values: tuple[int, ...] | None = None) -> ConfigSpec:
     """Parse a config string (a peer name or a glint spec); ``knob_values`` overrides the sweep."""
     text = text.strip()
-    if text.partition(":")[0] in PEERS:
+    if text.partition(";")[0].partition(":")[0] in PEERS:
         return _peer_config(text, knob_values)
     return _glint_config(text, knob_values)
 
@@ -151,6 +168,13 @@ def _faiss_index(config: ConfigSpec, dim: int, metric: str) -> Any:
     if config.build == "faiss-flat":
         return faiss.IndexFlatL2(dim) if metric == "l2" else faiss.IndexFlatIP(dim)
     m = config.build_params["m"]
+    if config.build == "faiss-ivfpq":
+        from glint.index.ivfpq import factory_string
+
+        p = config.build_params
+        text = factory_string(int(p["nlist"]), int(m), int(p["nbits"]), False)
+        refine = {"sq8": ",Refine(SQ8)", "flat": ",RFlat", "none": ""}[str(p["refine"])]
+        return faiss.index_factory(dim, text + refine, faiss_metric)
     if config.build == "faiss-hnsw":
         index = faiss.IndexHNSWFlat(dim, m, faiss_metric)
     else:
@@ -229,17 +253,30 @@ class FaissSearcher:
         self._faiss = faiss
         self.index = faiss.read_index(str(path / "index.faiss"))
         self.cos = metric == "cos"
+        self.knob = config.knob
         self.has_knob = config.knob is not None
+        self.rerank_k = config.search_params.get("rerank_k")
+        self.refine = config.build_params.get("refine", "none") != "none"
         self.memory_bytes = memory_bytes
         self.disk_bytes: int | None = (path / "index.faiss").stat().st_size
 
     def search(
         self, queries: np.ndarray, k: int, threads: int, knob_value: int | None
     ) -> np.ndarray:
-        self._faiss.omp_set_num_threads(threads)
+        faiss = self._faiss
+        faiss.omp_set_num_threads(threads)
+        q = _normalized(queries) if self.cos else queries
+        if self.knob == "nprobe":
+            params = faiss.SearchParametersIVF(nprobe=int(knob_value or 1))
+            if self.refine:
+                factor = max(1.0, (self.rerank_k or 10 * k) / k)
+                params = faiss.IndexRefineSearchParameters(
+                    k_factor=factor, base_index_params=params
+                )
+            _, ids = self.index.search(q, k, params=params)
+            return ids
         if self.has_knob and knob_value is not None:
             self.index.hnsw.efSearch = int(knob_value)
-        q = _normalized(queries) if self.cos else queries
         _, ids = self.index.search(q, k)
         return ids
 

@@ -13,6 +13,7 @@ from .config import IndexConfig, config_from_dict, parse_spec
 from .errors import FormatError
 from .flat import FlatIndex
 from .hnsw import HNSWIndex
+from .ivfpq import IVFPQIndex
 from .metrics import check_metric
 from .storage import IndexReader, glint_version
 
@@ -20,7 +21,11 @@ __all__ = ["build_index", "load_index"]
 
 log = logging.getLogger(__name__)
 
-_INDEX_CLASSES: dict[str, type[Any]] = {"flat": FlatIndex, "hnsw": HNSWIndex}
+_INDEX_CLASSES: dict[str, type[Any]] = {
+    "flat": FlatIndex,
+    "hnsw": HNSWIndex,
+    "ivfpq": IVFPQIndex,
+}
 
 
 def build_index(

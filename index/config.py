@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -21,6 +21,8 @@ __all__ = [
     "FlatSearchParams",
     "HNSWConfig",
     "HNSWSearchParams",
+    "IVFPQConfig",
+    "IVFPQSearchParams",
     "IndexConfig",
     "SearchParams",
     "config_from_dict",
@@ -61,7 +63,7 @@ class FlatConfig(IndexConfig):
     """Exact search over stored vectors."""
 
     kind: ClassVar[str] = "flat"
-    storage: Literal["f32", "f16"] = "f32"
+    storage: Literal["f32", "f16", "lvq8"] = "f32"
 
 
 class FlatSearchParams(SearchParams):
@@ -87,10 +89,59 @@ class HNSWSearchParams(SearchParams):
     )
 
 
-_KINDS: dict[str, type[IndexConfig]] = {"flat": FlatConfig, "hnsw": HNSWConfig}
+class IVFPQConfig(IndexConfig):
+    """An inverted file of ``nlist`` lists whose vectors are product-quantized into ``m``
+    codes of ``nbits`` bits (4 = faiss's fast-scan), optionally after an OPQ rotation, with
+    re-ranking of the best candidates on LVQ-8 codes or float32 vectors.
+
+    ``nlist`` and ``m`` may be ``auto``; the build replaces them with the values it chose
+    (``auto`` nlist is about 2·√n rounded to a power of two; ``auto`` m gives 4 dimensions
+    per sub-quantizer), so a saved index always records numbers.
+    """
+
+    kind: ClassVar[str] = "ivfpq"
+    nlist: int | Literal["auto"] = Field(default="auto", description="Number of lists.")
+    m: int | Literal["auto"] = Field(default="auto", description="Sub-quantizers per vector.")
+    nbits: int = Field(default=4, description="Bits per code: 4 (fast-scan) or 8.")
+    opq: bool = False
+    rerank: Literal["none", "lvq8", "f32"] = "lvq8"
+
+    @field_validator("nlist", "m")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 1 << 20:
+            raise ValueError("must be between 1 and 1048576, or auto")
+        return value
+
+    @field_validator("nbits")
+    @classmethod
+    def _four_or_eight(cls, value: int) -> int:
+        if value not in (4, 8):
+            raise ValueError("must be 4 or 8")
+        return value
+
+
+class IVFPQSearchParams(SearchParams):
+    nprobe: int | None = Field(
+        default=None, ge=1, le=1 << 20, description="Lists scanned per query (default nlist/8)."
+    )
+    rerank_k: int | None = Field(
+        default=None,
+        ge=1,
+        le=16384,
+        description="Candidates re-scored exactly (default 10·k; needs rerank=lvq8|f32).",
+    )
+
+
+_KINDS: dict[str, type[IndexConfig]] = {
+    "flat": FlatConfig,
+    "hnsw": HNSWConfig,
+    "ivfpq": IVFPQConfig,
+}
 _SEARCH_PARAMS: dict[str, type[SearchParams]] = {
     "flat": FlatSearchParams,
     "hnsw": HNSWSearchParams,
+    "ivfpq": IVFPQSearchParams,
 }
 
 

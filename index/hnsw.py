@@ -8,11 +8,9 @@ level (``lvq4x4``, ``lvq4x8``) the ``rerank`` best candidates are re-scored with
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import numpy as np
@@ -23,6 +21,7 @@ from .errors import ConfigError, FormatError
 from .kernels.graph import rerank_residual, search_batch
 from .metrics import Metric
 from .storage import IndexReader, IndexWriter
+from .threads import faiss_threads, run_spans
 from .vecstore import VectorStore
 
 __all__ = ["Graph", "HNSWIndex", "build_graph"]
@@ -100,15 +99,11 @@ def build_graph(
     faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
     index = faiss.IndexHNSWFlat(d, m, faiss_metric)
     index.hnsw.efConstruction = ef_construction
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(threads)
-    try:
+    with faiss_threads(threads):
         for start in range(0, n, _ADD_CHUNK):
             index.add(np.ascontiguousarray(x[start : start + _ADD_CHUNK], dtype=np.float32))
             if progress is not None:
                 progress(min(_ADD_CHUNK, n - start))
-    finally:
-        faiss.omp_set_num_threads(previous)
     hnsw = index.hnsw
     levels = faiss.vector_to_array(hnsw.levels).astype(np.int64) - 1  # faiss stores level + 1
     offsets = faiss.vector_to_array(hnsw.offsets).astype(np.int64)
@@ -131,12 +126,6 @@ def build_graph(
         int(hnsw.entry_point),
         int(hnsw.max_level),
     )
-
-
-def _chunks(nq: int, threads: int) -> list[tuple[int, int]]:
-    parts = max(1, min(threads, nq // 4 or 1))
-    bounds = np.linspace(0, nq, parts + 1).astype(int)
-    return [(int(a), int(b)) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 class HNSWIndex(Index):
@@ -237,12 +226,7 @@ class HNSWIndex(Index):
                     depth,
                 )
 
-        spans = _chunks(nq, threads)
-        if len(spans) == 1:
-            run(spans[0])
-        else:
-            with ThreadPoolExecutor(max_workers=len(spans)) as pool:
-                list(pool.map(run, spans))
+        run_spans(nq, threads, run)
         return ids[:, :k], scores[:, :k]
 
     def warm(self) -> None:

@@ -10,9 +10,10 @@ import anyio
 from fastapi import FastAPI
 
 from glint.index.storage import glint_version
-from glint.index.threads import limit_blas_threads
+from glint.index.threads import CoreBudget, limit_blas_threads
 
 from .auth import KeyRing
+from .deps import SearchPool
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
 from .observability import Metrics, install_metrics_middleware
@@ -33,7 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.limiter = anyio.CapacityLimiter(settings.search_workers)
+        app.state.pool = SearchPool(
+            anyio.CapacityLimiter(settings.search_workers), CoreBudget(settings.search_workers)
+        )
         registry: Registry = app.state.registry
         for arg in settings.index_dirs:
             name, path = parse_index_arg(arg)

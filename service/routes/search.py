@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import time
-from functools import partial
 from typing import Any
 
-import anyio
 import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -26,7 +24,7 @@ from glint.client.models import (
 )
 from glint.index import Index, SearchResult
 
-from ..deps import Limiter, MetricsDep, ReadKey, RegistryDep, SettingsDep
+from ..deps import MetricsDep, Pool, ReadKey, RegistryDep, SearchPool, SettingsDep
 from ..errors import ServiceError
 from ..settings import Settings
 
@@ -55,12 +53,15 @@ def _as_matrix(values: Any, field: str) -> np.ndarray:
 
 
 async def _run_search(
-    limiter: Any, index: Index, queries: np.ndarray, k: int, params: dict[str, Any], threads: int
+    pool: SearchPool,
+    index: Index,
+    queries: np.ndarray,
+    k: int,
+    params: dict[str, Any],
+    threads: int,
 ) -> tuple[SearchResult, float]:
     started = time.perf_counter()
-    result = await anyio.to_thread.run_sync(
-        partial(index.search, queries, k, threads=threads, **params), limiter=limiter
-    )
+    result = await pool.search(index, queries, k, params, threads)
     return result, (time.perf_counter() - started) * 1000.0
 
 
@@ -70,7 +71,7 @@ async def search(
     body: SearchRequest,
     registry: RegistryDep,
     settings: SettingsDep,
-    limiter: Limiter,
+    pool: Pool,
     metrics: MetricsDep,
     _: ReadKey,
 ) -> SearchResponse:
@@ -93,14 +94,14 @@ async def search(
             "vectors",
         )
     query = _as_matrix(body.vectors if index.multivector else body.vector, "vectors")
-    result, took = await _run_search(limiter, index, query, k, body.params, 1)
+    result, took = await _run_search(pool, index, query, k, body.params, 1)
     metrics.queries.labels(name).inc()
     keep = result.ids[0] >= 0
     ids = result.ids[0][keep].tolist()
     scores = result.scores[0][keep].tolist()
     payloads: dict[int, Any] = {}
     if "payload" in body.include and index.has_payloads:
-        payloads = await anyio.to_thread.run_sync(index.payloads, ids, limiter=limiter)
+        payloads = await pool.call(index.payloads, ids)
     hits = [Hit(id=i, score=s, payload=payloads.get(i)) for i, s in zip(ids, scores, strict=True)]
     return SearchResponse(
         hits=hits, metric=index.metric, larger_is_better=index.larger_is_better, took_ms=took
@@ -161,7 +162,7 @@ async def search_batch(
     request: Request,
     registry: RegistryDep,
     settings: SettingsDep,
-    limiter: Limiter,
+    pool: Pool,
     metrics: MetricsDep,
     _: ReadKey,
     k: int | None = Query(default=None, ge=1, description="Hits per query (binary bodies)."),
@@ -204,7 +205,7 @@ async def search_batch(
         )
     k_value = _check_k(k_value, settings)
     result, took = await _run_search(
-        limiter, index, queries, k_value, search_params, settings.batch_threads
+        pool, index, queries, k_value, search_params, settings.batch_threads
     )
     metrics.queries.labels(name).inc(queries.shape[0])
     headers = {"X-Glint-Metric": index.metric, "X-Glint-Took-Ms": f"{took:.3f}"}

@@ -17,7 +17,13 @@ import numpy as np
 import pytest
 
 from glint.bench.data import load_dataset, recall_at_10
-from glint.bench.oppoints import nearest_at_or_above, qps_at, summarize, upper_envelope
+from glint.bench.oppoints import (
+    nearest_at_or_above,
+    qps_at,
+    recall_at_qps,
+    summarize,
+    upper_envelope,
+)
 from glint.bench.report import Group, png_path, report, update_markdown
 from glint.bench.runner import RunOptions, run
 from glint.bench.schema import ROW_KEYS, SCHEMA
@@ -25,6 +31,8 @@ from glint.bench.schema import ROW_KEYS, SCHEMA
 HAVE_HNSWLIB = importlib.util.find_spec("hnswlib") is not None
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 KNOBS = (16, 64)
+IVFPQ = "ivfpq:nlist=16,m=8,rerank=lvq8;rerank_k=50"
+IVFPQ_PEER = "faiss-ivfpq:nlist=16,m=8,nbits=4,refine=sq8;rerank_k=50"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -63,13 +71,14 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     options = RunOptions(
         dataset=dataset,
         queries="id",
-        configs=["flat", *peers],
+        configs=["flat", IVFPQ, IVFPQ_PEER, *peers],
         svs=True,
         svs_python=str(root / "no-such-python"),
         nq=50,
         repeats=1,
         threads_all=2,
         knob_values=KNOBS,
+        knob_sweeps={"nprobe": (2, 16)},
         cache=root / "cache",
         isolate=False,
         out=root / "results.json",
@@ -96,7 +105,7 @@ def test_rows_follow_the_schema(smoke: tuple[Path, dict[str, Any]]) -> None:
 def test_recall_of_exact_and_graph_search(smoke: tuple[Path, dict[str, Any]]) -> None:
     _, results = smoke
     rows = results["rows"]
-    flat = [r for r in rows if r["system"] == "glint"]
+    flat = [r for r in rows if r["config"] == "flat:storage=f32"]
     assert len(flat) == 1 and flat[0]["knob"] is None
     assert flat[0]["recall_at_10"] == 1.0
     hnsw = [r for r in rows if r["config"].startswith("faiss-hnsw:")]
@@ -104,6 +113,11 @@ def test_recall_of_exact_and_graph_search(smoke: tuple[Path, dict[str, Any]]) ->
     assert hnsw[-1]["recall_at_10"] > 0.8
     if HAVE_HNSWLIB:
         assert max(r["recall_at_10"] for r in rows if r["system"] == "hnswlib") > 0.8
+    for config in (IVFPQ, IVFPQ_PEER):  # the nprobe sweep of --knob-sweep, both systems
+        name = config.split(":")[0]
+        swept = [r for r in rows if r["config"].startswith(name + ":")]
+        assert [(r["knob"], r["knob_value"]) for r in swept] == [("nprobe", 2), ("nprobe", 16)]
+        assert swept[-1]["recall_at_10"] > 0.5  # recall itself: tests/index/test_ivfpq.py
 
 
 def test_cached_builds_are_reused(smoke: tuple[Path, dict[str, Any]]) -> None:
@@ -136,6 +150,11 @@ def test_operating_point_interpolation() -> None:
     assert qps_at(curve, 0.70) == 1000.0  # below the curve: its fastest point, no extrapolation
     assert qps_at(curve, 0.999) is None  # never reached
     assert qps_at([(1.0, 50.0)], 0.95) == 50.0  # a single exact point
+    # the other way round: recall at a fixed QPS, on the same envelope
+    assert recall_at_qps(curve, 900.0) == pytest.approx(0.80 + 0.12 * 100 / 200)
+    assert recall_at_qps(curve, 500.0) == pytest.approx(0.97)
+    assert recall_at_qps(curve, 100.0) == pytest.approx(0.995)  # slowest point: its recall
+    assert recall_at_qps(curve, 2000.0) is None  # never that fast
 
 
 def test_ratio_and_nearest_point() -> None:
@@ -202,6 +221,11 @@ def test_report_writes_sections_and_plot(smoke: tuple[Path, dict[str, Any]]) -> 
     for config in {r["config"] for r in results["rows"]}:
         assert any(line.startswith("| ") and f"`{config}`" in line for line in section.splitlines())
     assert "](bench-synthetic-2000x32-id.png)" in section
+    # glint ivfpq next to the same faiss configuration, and the memory-vs-recall table
+    twin = "| `ivfpq:nlist=16,m=8,nbits=4,opq=false,rerank=lvq8;rerank_k=50` | `faiss-ivfpq:"
+    assert any(line.startswith(twin) for line in section.splitlines())
+    assert "| storage | bytes/vector | recall@10 at 5,000 QPS" in section
+    assert "| IVF-PQ 4-bit (m=8), re-rank LVQ-8 |" in section
     plot = root / "docs" / "bench-synthetic-2000x32-id.png"
     assert plot in written and plot.read_bytes().startswith(PNG_MAGIC)
 

@@ -35,7 +35,7 @@ def test_nested_spec_is_split_at_top_level() -> None:
     [
         ("flt", r"unknown index kind 'flt'; valid kinds: flat"),
         ("flat:foo=1", r"unknown key 'foo' for index kind 'flat'; valid keys: storage"),
-        ("flat:storage=f8", r"invalid value 'f8' for key 'storage'.*'f32' or 'f16'"),
+        ("flat:storage=f8", r"invalid value 'f8' for key 'storage'.*'f32', 'f16' or 'lvq8'"),
         ("flat:", r"no key=value pairs"),
         ("flat:storage", r"'storage' is not key=value"),
         ("flat:storage=f16,storage=f32", r"key 'storage' is given twice"),

@@ -9,14 +9,14 @@ from glint.index import ConfigError, DimensionError, InputError, build_index, lo
 
 
 @pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
-@pytest.mark.parametrize("storage", ["f32", "f16"])
+@pytest.mark.parametrize("storage", ["f32", "f16", "lvq8"])
 def test_flat_matches_brute_force(data, exact, metric: str, storage: str) -> None:
     base, queries = data(3000, 48, seed=1), data(50, 48, seed=2)
     index = build_index(base, f"flat:storage={storage}", metric)
     ids, scores = index.search(queries, k=10)
     truth = exact(queries, base, 10, metric)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)])
-    assert recall >= (1.0 if storage == "f32" else 0.99)
+    assert recall >= {"f32": 1.0, "f16": 0.99, "lvq8": 0.97}[storage]
     assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (50, 10)
     # best first, in the metric's own convention
     steps = np.diff(scores, axis=1)
@@ -93,3 +93,24 @@ def test_memory_accounting(data) -> None:
     base = data(1000, 32)
     assert build_index(base, "flat:storage=f16", "ip").memory_bytes == 1000 * 32 * 2
     assert build_index(base, "flat", "ip").memory_bytes == 1000 * 32 * 4
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_lvq8_scores_are_those_of_the_decoded_vectors(tmp_path: Path, data, metric: str) -> None:
+    from glint.index.lvq import LVQCodes
+
+    base, queries = data(700, 20, seed=5), data(6, 20, seed=6)
+    index = build_index(base, "flat:storage=lvq8", metric)
+    store = index.store
+    decoded = LVQCodes(8, 0, 20, store.mean, np.asarray(store.codes), None).decode()
+    reference = build_index(decoded, "flat", metric).search(queries, k=8)
+    ids, scores = index.search(queries, k=8)
+    np.testing.assert_array_equal(ids, reference.ids)
+    np.testing.assert_allclose(scores, reference.scores, rtol=1e-4, atol=1e-3)
+    # 1 byte per dimension + Δ and bias per vector, the mean, and squared norms for l2
+    norms = 700 * 4 if metric == "l2" else 0
+    assert index.memory_bytes == 700 * (20 + 4) + 20 * 4 + norms
+    loaded = load_index(index.save(tmp_path / "lvq"))
+    again = loaded.search(queries, k=8, threads=2)
+    np.testing.assert_array_equal(again.ids, ids)
+    np.testing.assert_array_equal(again.scores, scores)
