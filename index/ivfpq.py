@@ -13,8 +13,9 @@ registers). glint owns the rest:
   exactly on LVQ-8 codes (default; 4 bytes per vector above the dimension) or float32 vectors
   by :mod:`glint.index.kernels.rescore`. The re-rank store is memory-mapped and touched only
   at the candidates, so it can stay on disk when memory is short.
-- **Threads:** a search splits its queries into spans on its own threads; each span calls
-  faiss with one OpenMP thread (see :mod:`glint.index.threads`).
+- **Threads:** a search uses the threads it is given: faiss scans the whole batch with that
+  many OpenMP threads (set for the call, in the calling thread only), then the re-ranking
+  runs in spans on as many of glint's threads (see :mod:`glint.index.threads`).
 - **Format:** the faiss index is a file inside the index directory (``ivfpq.faiss``),
   checksummed by the manifest like every array. 8-bit lists are memory-mapped on load; faiss
   copies fast-scan lists into its own block layout, so those are read into memory.
@@ -264,17 +265,18 @@ class IVFPQIndex(Index):
         store = self.store
         kernel = store.kernel_args() if store is not None else None
 
+        # One faiss call over the whole batch, on exactly ``threads`` OpenMP threads: its
+        # fast-scan groups the queries that probe the same list and reads each list once for
+        # all of them, which splitting the batch across calls would undo.
+        with faiss_threads(threads):
+            self.faiss.search(queries, depth, params=search_params, D=dist, I=cand)
+        if store is None or kernel is None:
+            out_scores = -dist if l2 else dist
+            out_scores[cand < 0] = -np.inf
+            return cand, out_scores
+
         def run(span: tuple[int, int]) -> None:
             a, b = span
-            with faiss_threads(1):
-                self.faiss.search(
-                    queries[a:b], depth, params=search_params, D=dist[a:b], I=cand[a:b]
-                )
-            if store is None or kernel is None:
-                out_ids[a:b] = cand[a:b]
-                out_scores[a:b] = -dist[a:b] if l2 else dist[a:b]
-                out_scores[a:b][cand[a:b] < 0] = -np.inf
-                return
             prepared = store.prepare(queries[a:b], self.metric)
             kind, fdata, hdata, codes, lut = kernel
             rescore(

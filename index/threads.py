@@ -1,7 +1,7 @@
 """Thread control: glint decides how many threads a search uses, and nothing under it adds more.
 
 - **glint's own threads.** A batch is split into spans of queries that run on a thread pool
-  of the size the caller gives (:func:`run_spans`); every kernel under it (numba, faiss, BLAS)
+  of the size the caller gives (:func:`run_spans`); every kernel under it (numba, BLAS)
   releases the GIL and runs single-threaded in the thread that calls it.
 - **BLAS.** Exact search calls BLAS from each span; a BLAS that starts its own threads on top
   oversubscribes the cores (and a single query pays milliseconds of thread wake-ups). glint's
@@ -9,9 +9,10 @@
   an application embedding ``glint.index`` can do the same, or keep its own BLAS settings.
 - **faiss (OpenMP).** faiss parallelises with OpenMP, whose thread count is per calling thread
   (libgomp keeps it in the thread's own state). :func:`faiss_threads` sets it for the duration
-  of one call in the current thread and restores it, so a search span calls faiss with one
-  thread and a build uses the threads it was given, without changing what the application's
-  other threads see.
+  of one call in the current thread and restores it, so a search calls faiss with exactly
+  the threads it was given (one faiss call per batch: its fast-scan groups the queries that
+  probe the same list) and a build likewise, without changing what the application's other
+  threads see.
 - **A server.** Many requests at once must not each start ``threads`` threads.
   :class:`CoreBudget` hands out cores: a search takes between one and the number it asks for,
   whatever is free, and gives them back when it ends; the total never exceeds the budget.
