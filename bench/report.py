@@ -322,16 +322,20 @@ def write_png(group: Group, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    for s in summarize(group.rows):
+    summaries = summarize(group.rows)
+    fig, ax = plt.subplots(figsize=(13, 6.5), dpi=110)
+    colours = plt.get_cmap("tab20").colors  # 20 distinct colours; more configs than the 10 default
+    markers = {"glint": "o", "faiss": "s", "hnswlib": "^", "svs": "D"}
+    for i, s in enumerate(summaries):
         pts = sorted(s.rows, key=lambda r: (r["knob_value"] or 0, r["recall_at_10"]))
-        line = "-" if s.system == "glint" else "--"
         single = len(pts) == 1
         ax.plot(
             [r["recall_at_10"] for r in pts],
             [r["qps_1t"] for r in pts],
-            "*" if single else "o" + line,
+            linestyle="none" if single else ("-" if s.system == "glint" else "--"),
+            marker="*" if single else markers.get(s.system, "o"),
             markersize=9 if single else 3,
+            color=colours[i % len(colours)],
             label=f"{s.system}: {s.config}",
         )
     ax.set_yscale("log")
@@ -340,7 +344,7 @@ def write_png(group: Group, path: Path) -> None:
     machines = "; ".join(sorted({run["machine"] for run in group.runs}))
     ax.set_title(f"{group.dataset}, {group.queries} queries: recall@10 vs QPS\n{machines}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png")
