@@ -203,8 +203,10 @@ class Index(ABC):
         for start in range(0, len(ids), 1000):
             yield from self.payloads(ids[start : start + 1000]).items()
 
-    def warm(self) -> None:  # noqa: B027 - optional hook, a no-op for kinds without kernels
-        """Prepare for the first search (compile kernels); kinds with kernels override it."""
+    def warm(self) -> None:
+        """Run one tiny search, so that compiling or loading the kernels for this index's
+        array types (numba, faiss) happens now and no request pays for it."""
+        self.search(np.full((1, self.dim), 1e-3, np.float32), k=1, threads=1)
 
     def close(self) -> None:
         """Release open resources (payload connections)."""

@@ -59,16 +59,24 @@ def exact_search(
     which case the score is the negated squared L2 distance. Returns rows int64 [nq, k] and
     scores float32 [nq, k], best first.
     """
+    return _over_chunks(queries, threads, lambda c: _search_chunk(c, vectors, sq_norms, k))
+
+
+def _over_chunks(
+    queries: np.ndarray,
+    threads: int,
+    search_chunk: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``search_chunk`` over chunks of ``QUERY_CHUNK`` queries, on up to ``threads``
+    threads (BLAS and the top-k release the GIL), and concatenate the (rows, scores)."""
     nq = queries.shape[0]
     chunks = [queries[s : s + QUERY_CHUNK] for s in range(0, nq, QUERY_CHUNK)]
     if threads <= 1 or len(chunks) == 1:
-        parts = [_search_chunk(c, vectors, sq_norms, k) for c in chunks]
+        parts = [search_chunk(c) for c in chunks]
     else:
         with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-            parts = list(pool.map(lambda c: _search_chunk(c, vectors, sq_norms, k), chunks))
-    rows = np.concatenate([p[0] for p in parts])
-    scores = np.concatenate([p[1] for p in parts])
-    return rows, scores
+            parts = list(pool.map(search_chunk, chunks))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _lvq8_block(records: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -124,14 +132,7 @@ def exact_search_lvq8(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`exact_search` over an LVQ-8 :class:`VectorStore` (L2 when ``sq_norms`` holds
     :func:`lvq8_sq_norms`); scores equal those of the decoded vectors."""
-    nq = queries.shape[0]
-    chunks = [queries[s : s + QUERY_CHUNK] for s in range(0, nq, QUERY_CHUNK)]
-    if threads <= 1 or len(chunks) == 1:
-        parts = [_lvq8_chunk(c, store, sq_norms, k) for c in chunks]
-    else:
-        with ThreadPoolExecutor(max_workers=min(threads, len(chunks))) as pool:
-            parts = list(pool.map(lambda c: _lvq8_chunk(c, store, sq_norms, k), chunks))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return _over_chunks(queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k))
 
 
 class FlatIndex(Index):

@@ -229,10 +229,6 @@ class HNSWIndex(Index):
         run_spans(nq, threads, run)
         return ids[:, :k], scores[:, :k]
 
-    def warm(self) -> None:
-        """Compile the kernels for this index's array types (so no request pays for it)."""
-        self.search(np.zeros((1, self.dim), np.float32) + 1e-3, k=1, threads=1)
-
     def _arrays(self) -> Sequence[np.ndarray]:
         return [*self.graph.arrays(), *self.store.arrays()]
 

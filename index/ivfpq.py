@@ -259,27 +259,27 @@ class IVFPQIndex(Index):
         nq = queries.shape[0]
         cand = np.empty((nq, depth), np.int64)
         dist = np.empty((nq, depth), np.float32)
-        out_ids = np.empty((nq, k), np.int64)
-        out_scores = np.empty((nq, k), np.float32)
         search_params = faiss.SearchParametersIVF(nprobe=nprobe)
         l2 = self.metric == "l2"
-        store = self.store
-        kernel = store.kernel_args() if store is not None else None
 
         # One faiss call over the whole batch, on exactly ``threads`` OpenMP threads: its
         # fast-scan groups the queries that probe the same list and reads each list once for
         # all of them, which splitting the batch across calls would undo.
         with faiss_threads(threads):
             self.faiss.search(queries, depth, params=search_params, D=dist, I=cand)
-        if store is None or kernel is None:
-            out_scores = -dist if l2 else dist
-            out_scores[cand < 0] = -np.inf
-            return cand, out_scores
+        store = self.store
+        if store is None:
+            scores = -dist if l2 else dist
+            scores[cand < 0] = -np.inf
+            return cand, scores
+
+        kind, fdata, hdata, codes, lut = store.kernel_args()
+        out_ids = np.empty((nq, k), np.int64)
+        out_scores = np.empty((nq, k), np.float32)
 
         def run(span: tuple[int, int]) -> None:
             a, b = span
             prepared = store.prepare(queries[a:b], self.metric)
-            kind, fdata, hdata, codes, lut = kernel
             rescore(
                 prepared.q,
                 prepared.qsum,
@@ -297,10 +297,6 @@ class IVFPQIndex(Index):
 
         run_spans(nq, threads, run)
         return out_ids, out_scores
-
-    def warm(self) -> None:
-        """Compile the re-scoring kernel for this index's storage (so no request pays for it)."""
-        self.search(np.zeros((1, self.dim), np.float32) + 1e-3, k=1, threads=1)
 
     # -- accounting and persistence ---------------------------------------------------------
     @property
