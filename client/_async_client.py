@@ -163,7 +163,10 @@ class AsyncClient(BaseClient):
         binary: bool = True,
         timeout: TimeoutTypes | None = None,
     ) -> BatchResult:
-        """The ``k`` nearest hits of each row of the ``[nq, dim]`` matrix ``queries``.
+        """The ``k`` nearest hits of each row of the ``[nq, dim]`` matrix ``queries``, or, for
+        a multi-vector collection, of each token set (a list of ``[t, dim]`` matrices, or
+        ``tokens`` with ``offsets`` as a mapping or an object such as ``glint.index.TokenSets``;
+        sent as ``.npz`` when ``binary``, else as JSON ``token_sets``).
 
         With ``binary`` (the default) the matrix goes as ``.npy`` and the answer comes as
         ``.npz``; otherwise both are JSON. Either way the result holds int64 ids and float32

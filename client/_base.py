@@ -9,6 +9,7 @@ numpy arrays, and the retry policy. The two clients only add the sending and the
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import math
@@ -264,6 +265,54 @@ def _batch_matrix(queries: object) -> np.ndarray:
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"queries must hold at least one non-empty row, got shape {arr.shape}")
     return np.ascontiguousarray(_check_finite_f32(arr, "queries"))
+
+
+def _is_token_sets(queries: object) -> bool:
+    """Whether a batch holds token sets: an object with ``tokens`` and ``offsets`` (such as
+    ``glint.index.TokenSets``), a mapping with those keys, or a list of 2-D matrices."""
+    if hasattr(queries, "tokens") and hasattr(queries, "offsets"):
+        return True
+    if isinstance(queries, Mapping):
+        return "tokens" in queries and "offsets" in queries
+    if isinstance(queries, list | tuple) and queries and not isinstance(queries[0], int | float):
+        return all(np.ndim(item) == 2 for item in queries)
+    return False
+
+
+def _batch_token_sets(queries: object) -> tuple[np.ndarray, np.ndarray]:
+    """A batch of token sets as float32 ``tokens`` [T, d] and int64 ``offsets`` [n + 1]."""
+    if isinstance(queries, Mapping):
+        tokens, offsets = queries["tokens"], queries["offsets"]
+    elif hasattr(queries, "tokens") and hasattr(queries, "offsets"):
+        tokens, offsets = queries.tokens, queries.offsets  # type: ignore[attr-defined]
+    else:
+        mats = [_numeric_array(item, f"token set {i}") for i, item in enumerate(queries)]  # type: ignore[attr-defined]
+        for i, mat in enumerate(mats):
+            if mat.shape[0] == 0 or mat.shape[1] == 0:
+                raise ValueError(f"token set {i} is empty (shape {mat.shape})")
+            if mat.shape[1] != mats[0].shape[1]:
+                raise ValueError(
+                    f"token set {i} has dimension {mat.shape[1]}, token set 0 has "
+                    f"{mats[0].shape[1]}"
+                )
+        offsets = np.concatenate([[0], np.cumsum([m.shape[0] for m in mats])])
+        tokens = np.concatenate(mats, axis=0)
+    tok = _numeric_array(tokens, "tokens")
+    off = _numeric_array(offsets, "offsets")
+    if tok.ndim != 2 or tok.shape[0] == 0 or tok.shape[1] == 0:
+        raise ValueError(f"tokens must be a non-empty 2-D [T, d] matrix, got shape {tok.shape}")
+    if off.ndim != 1 or off.shape[0] < 2 or off.dtype.kind not in "iu":
+        raise ValueError("offsets must be a 1-D array of n + 1 >= 2 integers")
+    steps = np.diff(off)
+    if off[0] != 0 or off[-1] != tok.shape[0] or (steps <= 0).any():
+        raise ValueError(
+            "offsets must start at 0, strictly increase (no empty set) and end at the number "
+            f"of tokens ({tok.shape[0]})"
+        )
+    return (
+        np.ascontiguousarray(_check_finite_f32(tok, "tokens")),
+        np.ascontiguousarray(off, dtype=np.int64),
+    )
 
 
 def _to_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
@@ -573,9 +622,11 @@ class BaseClient:
         timeout: TimeoutTypes | None,
     ) -> _Call[BatchResult]:
         path = self._collection_path(name, "/search/batch")
-        matrix = _batch_matrix(queries)
         k = _check_k(k)
         checked = _check_params(params)
+        if _is_token_sets(queries):
+            return self._token_batch_call(path, queries, k, checked, binary, timeout)
+        matrix = _batch_matrix(queries)
         if binary:
             buffer = io.BytesIO()
             np.save(buffer, matrix, allow_pickle=False)
@@ -595,6 +646,38 @@ class BaseClient:
             body = {"vectors": matrix.astype(np.float64).tolist(), "k": k, "params": checked}
             request = self._request("POST", path, json_body=body, timeout=timeout)
         return _Call(request, _batch_parser(matrix.shape[0], k), idempotent=True)
+
+    def _token_batch_call(
+        self,
+        path: str,
+        queries: object,
+        k: int,
+        params: dict[str, Any],
+        binary: bool,
+        timeout: TimeoutTypes | None,
+    ) -> _Call[BatchResult]:
+        tokens, offsets = _batch_token_sets(queries)
+        nq = offsets.shape[0] - 1
+        if binary:
+            buffer = io.BytesIO()
+            np.savez(buffer, tokens=tokens, offsets=offsets)
+            query = {"k": str(k)}
+            if params:
+                query["params"] = json.dumps(params, separators=(",", ":"))
+            request = self._request(
+                "POST",
+                path,
+                content=buffer.getvalue(),
+                content_type=NPZ_MEDIA_TYPE,
+                accept=NPZ_MEDIA_TYPE,
+                query=query,
+                timeout=timeout,
+            )
+        else:
+            sets = [tokens[a:b].astype(np.float64).tolist() for a, b in itertools.pairwise(offsets)]
+            body = {"token_sets": sets, "k": k, "params": params}
+            request = self._request("POST", path, json_body=body, timeout=timeout)
+        return _Call(request, _batch_parser(nq, k), idempotent=True)
 
     def _load_call(
         self,

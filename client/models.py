@@ -94,11 +94,22 @@ class SearchResponse(_Response):
 
 
 class BatchSearchRequest(_Model):
-    """Many single-vector queries at once (JSON form of the batch route)."""
+    """Many queries at once (JSON form of the batch route): ``vectors`` (one row per query)
+    for a single-vector collection, ``token_sets`` (one token matrix per query) for a
+    multi-vector one."""
 
-    vectors: list[list[float]] = Field(min_length=1)
+    vectors: list[list[float]] | None = Field(default=None, min_length=1)
+    token_sets: list[list[list[float]]] | None = Field(
+        default=None, min_length=1, description="One token matrix per query (multi-vector)."
+    )
     k: int = Field(default=10, ge=1)
     params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BatchSearchRequest:
+        if (self.vectors is None) == (self.token_sets is None):
+            raise ValueError("give exactly one of 'vectors' and 'token_sets'")
+        return self
 
 
 class BatchSearchResponse(_Response):

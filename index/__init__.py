@@ -7,6 +7,7 @@ from .base import Index, SearchResult
 from .config import IndexConfig, parse_search_params, parse_spec
 from .errors import ConfigError, DimensionError, FormatError, GlintError, InputError, NotFoundError
 from .metrics import METRICS, Metric
+from .multivec import TokenSets, exact_maxsim, read_token_sets
 
 __all__ = [
     "METRICS",
@@ -20,8 +21,11 @@ __all__ = [
     "Metric",
     "NotFoundError",
     "SearchResult",
+    "TokenSets",
     "build_index",
+    "exact_maxsim",
     "load_index",
     "parse_search_params",
     "parse_spec",
+    "read_token_sets",
 ]

@@ -8,13 +8,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .base import Index, default_threads, prepare_build_inputs
-from .config import IndexConfig, config_from_dict, parse_spec
-from .errors import FormatError
+import numpy as np
+
+from .base import Index, default_threads, prepare_build_inputs, prepare_ids_payloads
+from .config import IndexConfig, MuveraConfig, config_from_dict, parse_spec
+from .errors import ConfigError, FormatError
 from .flat import FlatIndex
 from .hnsw import HNSWIndex
 from .ivfpq import IVFPQIndex
 from .metrics import check_metric
+from .multivec import TokenSets, as_token_sets
+from .muvera import MuveraIndex
 from .storage import IndexReader, glint_version
 
 __all__ = ["build_index", "load_index"]
@@ -25,6 +29,7 @@ _INDEX_CLASSES: dict[str, type[Any]] = {
     "flat": FlatIndex,
     "hnsw": HNSWIndex,
     "ivfpq": IVFPQIndex,
+    "muvera": MuveraIndex,
 }
 
 
@@ -39,7 +44,9 @@ def build_index(
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Index:
-    """Build an index in memory from ``vectors`` (float32 [n, dim]).
+    """Build an index in memory from ``vectors`` (float32 [n, dim]), or for ``muvera`` from
+    token sets (:class:`~glint.index.multivec.TokenSets`, a mapping or ``.npz`` with
+    ``tokens`` [T, dim] and ``offsets`` [n + 1], or a list of [t_i, dim] matrices).
 
     ``ids`` (int64 [n], unique) are the external ids returned by searches (row numbers when
     omitted); ``payloads`` holds one JSON-able dict (or None) per vector. ``progress`` is
@@ -49,7 +56,19 @@ def build_index(
     checked_metric = check_metric(metric)
     n_threads = default_threads(threads)
     started = time.perf_counter()
-    x, id_arr, store = prepare_build_inputs(vectors, checked_metric, ids, payloads)
+    x: np.ndarray | TokenSets
+    if isinstance(config, MuveraConfig):
+        sets = as_token_sets(vectors, what="documents")
+        x = sets.normalized() if checked_metric == "cos" else sets
+        id_arr, store = prepare_ids_payloads(x.count, ids, payloads)
+        count, dim = x.count, x.dim
+    else:
+        if isinstance(vectors, TokenSets):
+            raise ConfigError(
+                f"{config.kind} indexes single vectors; token sets need the muvera kind"
+            )
+        x, id_arr, store = prepare_build_inputs(vectors, checked_metric, ids, payloads)
+        count, dim = x.shape
     build_info: dict[str, Any] = {"threads": n_threads, "glint_version": glint_version()}
     if source:
         build_info["source"] = source
@@ -58,8 +77,8 @@ def build_index(
         x,
         config,
         checked_metric,
-        dim=x.shape[1],
-        count=x.shape[0],
+        dim=dim,
+        count=count,
         ids=id_arr,
         payloads=store,
         build=build_info,
@@ -69,8 +88,8 @@ def build_index(
     log.info(
         "built %s over %d x %d in %.2fs",
         config.spec(),
-        x.shape[0],
-        x.shape[1],
+        count,
+        dim,
         index.build_info["seconds"],
     )
     return index

@@ -142,10 +142,13 @@ class Index(ABC):
     ) -> SearchResult:
         """Search ``queries`` (float32 [nq, dim] or [dim]) for their ``k`` nearest vectors."""
         k = check_k(k)
-        parsed = parse_search_params(self.kind, params)
+        parsed = self._parse_params(params)
         q = self.prepare_queries(queries)
         rows, internal = self._search(q, k, parsed, default_threads(threads))
         return SearchResult(self._external_ids(rows), to_user_scores(self.metric, internal))
+
+    def _parse_params(self, params: Mapping[str, Any]) -> SearchParams:
+        return parse_search_params(self.kind, params)
 
     def _external_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:
@@ -189,7 +192,7 @@ class Index(ABC):
                 {
                     "kind": self.kind,
                     "spec": self.spec,
-                    "config": self.config.model_dump(mode="json"),
+                    "config": self.config.manifest_dict(),
                     "metric": self.metric,
                     "dim": self.dim,
                     "count": self.count,
@@ -248,7 +251,16 @@ def prepare_build_inputs(
 ) -> tuple[np.ndarray, np.ndarray | None, PayloadStore | None]:
     """Validate what a build is given; returns (vectors for the metric, ids, payload store)."""
     x = check_vectors(np.asarray(vectors), what="vectors")
-    n = x.shape[0]
+    id_arr, store = prepare_ids_payloads(x.shape[0], ids, payloads)
+    if metric == "cos":
+        x = normalize_rows(x)
+    return x, id_arr, store
+
+
+def prepare_ids_payloads(
+    n: int, ids: Any | None, payloads: Sequence[dict[str, Any] | None] | None
+) -> tuple[np.ndarray | None, PayloadStore | None]:
+    """Validate the ids and payloads of ``n`` indexed items."""
     id_arr = None if ids is None else check_ids(np.asarray(ids), n)
     store = None
     if payloads is not None:
@@ -257,6 +269,4 @@ def prepare_build_inputs(
         store = MemoryPayloads(
             id_arr if id_arr is not None else np.arange(n, dtype=np.int64), payloads
         )
-    if metric == "cos":
-        x = normalize_rows(x)
-    return x, id_arr, store
+    return id_arr, store

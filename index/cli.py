@@ -18,8 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from .api import build_index, load_index
-from .config import parse_spec
+from .config import MuveraConfig, parse_spec
 from .errors import ConfigError, InputError
+from .multivec import read_token_sets
 from .readers import read_ids, read_payloads, read_vectors
 from .storage import read_manifest
 
@@ -45,13 +46,25 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out}: already exists; pass --overwrite to replace it")
-    parse_spec(args.index)  # a bad spec fails before any reading
-    data = read_vectors(args.input)
-    ids = read_ids(args.ids, len(data.vectors)) if args.ids else data.ids
-    payloads = read_payloads(args.payloads, len(data.vectors)) if args.payloads else data.payloads
-    with _progress(len(data.vectors), "indexing") as bar:
+    config = parse_spec(args.index)  # a bad spec fails before any reading
+    items: Any
+    ids, payloads = None, None
+    if isinstance(config, MuveraConfig):
+        items = read_token_sets(args.input, what="documents")
+        count = items.count
+    else:
+        if Path(args.input).is_dir() or Path(args.input).suffix.lower() == ".npz":
+            raise InputError(
+                f"{args.input}: token sets (multi-vector documents) need --index muvera; "
+                f"{config.kind} indexes single vectors (.npy, .fvecs, .bvecs, .hdf5, .parquet)"
+            )
+        data = read_vectors(args.input)
+        items, ids, payloads, count = data.vectors, data.ids, data.payloads, len(data.vectors)
+    ids = read_ids(args.ids, count) if args.ids else ids
+    payloads = read_payloads(args.payloads, count) if args.payloads else payloads
+    with _progress(count, "indexing") as bar:
         index = build_index(
-            data.vectors,
+            items,
             args.index,
             args.metric,
             ids=ids,
@@ -79,7 +92,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     index = load_index(args.index_dir)
-    queries = read_vectors(args.queries, dim=index.dim, what="queries").vectors
+    queries: Any
+    if index.multivector:
+        queries = read_token_sets(args.queries, what="queries", dim=index.dim)
+        nq = queries.count
+    else:
+        queries = read_vectors(args.queries, dim=index.dim, what="queries").vectors
+        nq = int(queries.shape[0])
     params = _parse_params(args.param)
     index.warm()  # loading or compiling the kernels is part of the load, not of the search
     started = time.perf_counter()
@@ -98,10 +117,10 @@ def cmd_search(args: argparse.Namespace) -> int:
     print(
         json.dumps(
             {
-                "queries": int(queries.shape[0]),
+                "queries": nq,
                 "k": args.k,
                 "seconds": round(seconds, 6),
-                "qps": round(queries.shape[0] / seconds, 2) if seconds > 0 else None,
+                "qps": round(nq / seconds, 2) if seconds > 0 else None,
                 "threads": threads,
                 "metric": index.metric,
                 "out": str(out),
@@ -142,7 +161,12 @@ def _positive_int(text: str) -> int:
 def add_index_commands(sub: Any) -> None:
     """Register ``build``, ``search`` and ``info`` on an argparse sub-parser collection."""
     build = sub.add_parser("build", help="build an index from a file of vectors")
-    build.add_argument("input", type=Path, help=".npy, .fvecs, .bvecs, .hdf5 or .parquet")
+    build.add_argument(
+        "input",
+        type=Path,
+        help=".npy, .fvecs, .bvecs, .hdf5 or .parquet; for muvera a .npz or directory with "
+        "tokens and offsets",
+    )
     build.add_argument("--index", default="flat", metavar="SPEC", help="index spec, e.g. 'flat'")
     build.add_argument("--metric", choices=["ip", "cos", "l2"], default="ip")
     build.add_argument("--out", required=True, type=Path, help="index directory to write")

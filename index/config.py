@@ -24,6 +24,8 @@ __all__ = [
     "IVFPQConfig",
     "IVFPQSearchParams",
     "IndexConfig",
+    "MuveraConfig",
+    "MuveraSearchParams",
     "SearchParams",
     "config_from_dict",
     "parse_search_params",
@@ -51,6 +53,10 @@ class IndexConfig(BaseModel):
                 text = str(value)
             parts.append(f"{name}={text}")
         return f"{self.kind}:{','.join(parts)}" if parts else self.kind
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The config as the manifest stores it (read back by :func:`config_from_dict`)."""
+        return self.model_dump(mode="json")
 
 
 class SearchParams(BaseModel):
@@ -133,10 +139,64 @@ class IVFPQSearchParams(SearchParams):
     )
 
 
+class MuveraConfig(IndexConfig):
+    """Multi-vector retrieval through MUVERA fixed dimensional encodings (FDEs).
+
+    Each document's token set becomes one FDE of ``r_reps · 2^k_sim · dim_proj`` dimensions
+    (or ``final_dim`` after a count sketch), searched by the single-vector ``inner`` index;
+    the ``candidates`` it finds are re-ranked by exact Chamfer/MaxSim on the stored tokens
+    (``tokens`` storage). ``dim_proj=0`` keeps the tokens' own dimensions (no projection);
+    ``pool_factor`` > 1 clusters each document's tokens (Ward) and stores the cluster means.
+    """
+
+    kind: ClassVar[str] = "muvera"
+    k_sim: int = Field(default=4, ge=0, le=10, description="SimHash hyperplanes per repetition.")
+    dim_proj: int = Field(default=16, ge=0, le=4096, description="Projected dims (0 = none).")
+    r_reps: int = Field(default=10, ge=1, le=256, description="Independent repetitions.")
+    final_dim: int = Field(default=0, ge=0, le=1 << 20, description="Count sketch (0 = none).")
+    pool_factor: int = Field(default=1, ge=1, le=64, description="Token pooling factor.")
+    tokens: Literal["f32", "f16", "lvq8"] = "lvq8"
+    seed: int = Field(default=20261122, ge=0, le=(1 << 63) - 1)
+    inner: IndexConfig = Field(default_factory=lambda: HNSWConfig(storage="lvq8"))
+
+    @field_validator("inner", mode="before")
+    @classmethod
+    def _inner_spec(cls, value: Any) -> IndexConfig:
+        if isinstance(value, IndexConfig):
+            config = value
+        elif isinstance(value, str):
+            config = parse_spec(value)
+        elif isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+            rest = {k: v for k, v in value.items() if k != "kind"}
+            config = config_from_dict(value["kind"], rest)
+        else:
+            raise ValueError("must be the spec of a single-vector index, e.g. (hnsw:m=32)")
+        if isinstance(config, MuveraConfig):
+            raise ValueError("must be a single-vector index kind (flat, hnsw or ivfpq)")
+        return config
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The config as a manifest stores it (the inner config with its kind)."""
+        out = self.model_dump(mode="json")
+        out["inner"] = {"kind": self.inner.kind, **self.inner.model_dump(mode="json")}
+        return out
+
+
+class MuveraSearchParams(SearchParams):
+    """``candidates``: documents the inner index returns for exact re-ranking (default
+    10·k); every other key goes to the inner index (see :func:`parse_search_params`)."""
+
+    candidates: int | None = Field(
+        default=None, ge=1, le=65536, description="Candidates re-ranked exactly (default 10·k)."
+    )
+    inner: SearchParams = Field(default_factory=SearchParams)
+
+
 _KINDS: dict[str, type[IndexConfig]] = {
     "flat": FlatConfig,
     "hnsw": HNSWConfig,
     "ivfpq": IVFPQConfig,
+    "muvera": MuveraConfig,
 }
 _SEARCH_PARAMS: dict[str, type[SearchParams]] = {
     "flat": FlatSearchParams,
@@ -210,8 +270,9 @@ def _validate(model: type[BaseModel], values: Mapping[str, Any], what: str) -> A
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "?"
+        message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError(
-            f"invalid value {err.get('input')!r} for key {key!r} of {what}: {err['msg']}"
+            f"invalid value {err.get('input')!r} for key {key!r} of {what}: {message}"
         ) from None
 
 
@@ -229,7 +290,28 @@ def config_from_dict(kind: str, values: Mapping[str, Any]) -> IndexConfig:
     return _validate(_config_class(kind), values, f"index kind {kind!r}")  # type: ignore[no-any-return]
 
 
-def parse_search_params(kind: str, params: Mapping[str, Any] | None) -> SearchParams:
-    """Validate search parameters for ``kind``; unknown keys name the valid ones."""
+def parse_search_params(
+    kind: str, params: Mapping[str, Any] | None, *, inner: str | None = None
+) -> SearchParams:
+    """Validate search parameters for ``kind``; unknown keys name the valid ones.
+
+    A ``muvera`` index takes ``candidates`` and the keys of its ``inner`` index's kind.
+    """
+    if kind == "muvera":
+        values = dict(params or {})
+        candidates = values.pop("candidates", None)
+        inner_kind = inner or "flat"
+        inner_model = _SEARCH_PARAMS[inner_kind]
+        for key in values:
+            if key not in inner_model.model_fields:
+                valid = ", ".join(["candidates", *inner_model.model_fields])
+                raise ConfigError(
+                    f"unknown key {key!r} for search on a 'muvera' index over {inner_kind!r}; "
+                    f"valid keys: {valid}"
+                )
+        inner_params = _validate(inner_model, values, "search on a 'muvera' index")
+        top = {} if candidates is None else {"candidates": candidates}
+        checked = _validate(MuveraSearchParams, top, "search on a 'muvera' index")
+        return checked.model_copy(update={"inner": inner_params})  # type: ignore[no-any-return]
     model = _SEARCH_PARAMS[kind]
     return _validate(model, params or {}, f"search on a {kind!r} index")  # type: ignore[no-any-return]

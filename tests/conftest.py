@@ -37,6 +37,79 @@ def brute_force(queries: np.ndarray, base: np.ndarray, k: int, metric: str) -> n
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
+def token_sets(
+    n: int,
+    dim: int = 32,
+    *,
+    seed: int = 0,
+    topics: int = 64,
+    mean_tokens: int = 12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic multi-vector documents: ``(tokens float32 [T, dim] unit-norm, offsets
+    int64 [n + 1])``. Each set draws its tokens around a few of ``topics`` directions (as a
+    passage mixes a few themes), with 3 to ``2 · mean_tokens`` tokens per set."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((topics, dim)).astype(np.float32)
+    lengths = rng.integers(3, 2 * mean_tokens, n)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    picks = rng.integers(0, topics, (n, 3))
+    which = picks[np.repeat(np.arange(n), lengths), rng.integers(0, 3, int(offsets[-1]))]
+    tokens = centers[which] + 0.5 * rng.standard_normal((int(offsets[-1]), dim))
+    tokens /= np.linalg.norm(tokens, axis=1, keepdims=True)
+    return np.ascontiguousarray(tokens, np.float32), offsets
+
+
+def queries_from(
+    docs: tuple[np.ndarray, np.ndarray], nq: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Queries that paraphrase random documents: each keeps about 60% of one document's
+    tokens (at least one), perturbed and re-normalised, as a real query shares words with
+    the passages that answer it."""
+    rng = np.random.default_rng(seed)
+    tokens, offsets = docs
+    mats = []
+    for i in rng.integers(0, len(offsets) - 1, nq):
+        own = tokens[offsets[i] : offsets[i + 1]]
+        take = own[rng.random(len(own)) < 0.6]
+        take = take if len(take) else own[:1]
+        noisy = take + 0.3 / np.sqrt(tokens.shape[1]) * rng.standard_normal(take.shape)
+        mats.append(noisy / np.linalg.norm(noisy, axis=1, keepdims=True))
+    q_offsets = np.zeros(nq + 1, np.int64)
+    np.cumsum([len(m) for m in mats], out=q_offsets[1:])
+    return np.concatenate(mats).astype(np.float32), q_offsets
+
+
+def chamfer_truth(
+    docs: tuple[np.ndarray, np.ndarray], queries: tuple[np.ndarray, np.ndarray], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Reference Chamfer/MaxSim top-k in float64, one query and one document at a time."""
+    dt, do = docs[0].astype(np.float64), docs[1]
+    qt, qo = queries[0].astype(np.float64), queries[1]
+    scores = np.empty((len(qo) - 1, len(do) - 1))
+    for i in range(len(qo) - 1):
+        sims = qt[qo[i] : qo[i + 1]] @ dt.T
+        for j in range(len(do) - 1):
+            scores[i, j] = sims[:, do[j] : do[j + 1]].max(axis=1).sum()
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+@pytest.fixture(scope="session")
+def multivec() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    return token_sets
+
+
+@pytest.fixture(scope="session")
+def multivec_queries() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    return queries_from
+
+
+@pytest.fixture(scope="session")
+def chamfer() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    return chamfer_truth
+
+
 @pytest.fixture(scope="session")
 def data() -> Callable[..., np.ndarray]:
     return clustered

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import zipfile
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,8 @@ from glint.client.models import (
     SearchRequest,
     SearchResponse,
 )
-from glint.index import Index, SearchResult
+from glint.index import Index, InputError, SearchResult, TokenSets
+from glint.index.multivec import as_token_sets
 
 from ..deps import MetricsDep, Pool, ReadKey, RegistryDep, SearchPool, SettingsDep
 from ..errors import ServiceError
@@ -124,6 +126,22 @@ def _decode_npy(body: bytes) -> np.ndarray:
     return array
 
 
+def _decode_npz_token_sets(body: bytes) -> TokenSets:
+    """A binary multi-vector batch: an ``.npz`` holding ``tokens`` [T, d] and ``offsets``."""
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+            if not isinstance(npz, np.lib.npyio.NpzFile):
+                raise ValueError("not an npz archive")
+            arrays = {key: npz[key] for key in ("tokens", "offsets") if key in npz.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        message = f"body is not a valid .npz archive: {exc}"
+        raise ServiceError(400, "invalid_body", message) from None
+    try:
+        return as_token_sets(arrays, what="token sets")
+    except InputError as exc:
+        raise ServiceError(422, "invalid_request", str(exc), "token_sets") from None
+
+
 def _decode_params(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -146,6 +164,7 @@ _BATCH_OPENAPI: dict[str, Any] = {
         "content": {
             "application/json": {"schema": {"$ref": "#/components/schemas/BatchSearchRequest"}},
             NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            NPZ_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
         },
     }
 }
@@ -168,46 +187,71 @@ async def search_batch(
     k: int | None = Query(default=None, ge=1, description="Hits per query (binary bodies)."),
     params: str | None = Query(default=None, description="Search parameters as a JSON object."),
 ) -> Response | BatchSearchResponse:
-    """Many queries at once: a JSON :class:`BatchSearchRequest` or an ``application/x-npy``
-    float32 [nq, dim] body; answers ``.npz`` when the client accepts ``application/x-npz``."""
+    """Many queries at once: a JSON :class:`BatchSearchRequest`, an ``application/x-npy``
+    float32 [nq, dim] body, or for a multi-vector collection an ``application/x-npz`` body
+    with ``tokens`` and ``offsets``; answers ``.npz`` when the client accepts
+    ``application/x-npz``."""
     index = registry.get(name).index
     body = await request.body()  # bounded by BodyLimitMiddleware
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    queries: Any
     if media == NPY_MEDIA_TYPE:
         queries = _decode_npy(body)
+        k_value, search_params = k if k is not None else 10, _decode_params(params)
+    elif media == NPZ_MEDIA_TYPE:
+        queries = _decode_npz_token_sets(body)
         k_value, search_params = k if k is not None else 10, _decode_params(params)
     elif media == "application/json":
         try:
             parsed = BatchSearchRequest.model_validate_json(body)
         except ValidationError as exc:
             raise RequestValidationError(exc.errors()) from None
-        queries = _as_matrix(parsed.vectors, "vectors")
+        if parsed.token_sets is not None:
+            try:
+                queries = TokenSets.from_list(
+                    [_as_matrix(m, "token_sets") for m in parsed.token_sets], what="token_sets"
+                )
+            except InputError as exc:
+                raise ServiceError(422, "invalid_request", str(exc), "token_sets") from None
+        else:
+            queries = _as_matrix(parsed.vectors, "vectors")
         k_value, search_params = parsed.k, parsed.params
     else:
         raise ServiceError(
             415,
             "unsupported_media_type",
-            f"content type {media!r} is not supported; use application/json or {NPY_MEDIA_TYPE}",
+            f"content type {media!r} is not supported; use application/json, {NPY_MEDIA_TYPE} "
+            f"or (token sets) {NPZ_MEDIA_TYPE}",
         )
-    if index.multivector:
+    is_sets = isinstance(queries, TokenSets)
+    if index.multivector and not is_sets:
         raise ServiceError(
             422,
             "invalid_request",
-            f"collection {name!r} is multi-vector; batch search takes single vectors",
+            f"collection {name!r} is multi-vector; send one token matrix per query as "
+            f"'token_sets' (JSON) or tokens and offsets as {NPZ_MEDIA_TYPE}",
+            "token_sets",
+        )
+    if is_sets and not index.multivector:
+        raise ServiceError(
+            422,
+            "invalid_request",
+            f"collection {name!r} is single-vector; send one row per query as 'vectors'",
             "vectors",
         )
-    if queries.shape[0] > settings.max_batch:
+    nq = queries.count if is_sets else queries.shape[0]
+    if nq > settings.max_batch:
         raise ServiceError(
             413,
             "payload_too_large",
-            f"batch of {queries.shape[0]} queries exceeds the limit of {settings.max_batch}",
-            "vectors",
+            f"batch of {nq} queries exceeds the limit of {settings.max_batch}",
+            "token_sets" if is_sets else "vectors",
         )
     k_value = _check_k(k_value, settings)
     result, took = await _run_search(
         pool, index, queries, k_value, search_params, settings.batch_threads
     )
-    metrics.queries.labels(name).inc(queries.shape[0])
+    metrics.queries.labels(name).inc(nq)
     headers = {"X-Glint-Metric": index.metric, "X-Glint-Took-Ms": f"{took:.3f}"}
     if NPZ_MEDIA_TYPE in request.headers.get("accept", ""):
         out = io.BytesIO()

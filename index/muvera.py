@@ -1,0 +1,314 @@
+"""The ``muvera`` kind: multi-vector retrieval through fixed dimensional encodings.
+
+Build: (optionally) pool each document's tokens, encode every document's token set into an
+FDE (:mod:`glint.index.fde`), index the FDEs with any single-vector kind (``inner``, inner
+product), and keep the tokens themselves (float32, float16 or LVQ-8, memory-mapped once
+saved). Search: encode each query's tokens into a query FDE, take the inner index's best
+``candidates`` documents, and re-rank them by exact Chamfer/MaxSim on the stored tokens.
+
+On disk everything lives in one index directory: the FDE matrices (``fde_*.npy``), the token
+store (``tokens.*``) with ``token_offsets.npy``, and the inner index's files under the prefix
+``inner.``; one manifest checksums them all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from .base import Index
+from .config import IndexConfig, MuveraConfig, MuveraSearchParams, SearchParams, parse_search_params
+from .errors import ConfigError, FormatError
+from .fde import FDEEncoder, FDEParams
+from .kernels.maxsim import chamfer_from_sims, gather_tokens
+from .metrics import Metric
+from .multivec import TokenSets, as_token_sets, pool_tokens
+from .storage import IndexReader, IndexWriter
+from .threads import run_spans
+from .vecstore import VectorStore
+
+__all__ = ["MuveraIndex"]
+
+OFFSETS_FILE = "token_offsets.npy"
+_FDE_FILES = {
+    "hyperplanes": "fde_hyperplanes.npy",
+    "projection": "fde_projection.npy",
+    "sketch_buckets": "fde_sketch_buckets.npy",
+    "sketch_signs": "fde_sketch_signs.npy",
+}
+TOKENS_PREFIX = "tokens."
+INNER_PREFIX = "inner."
+DEFAULT_CANDIDATE_FACTOR = 10
+
+
+class _PrefixedWriter:
+    """A view of an :class:`IndexWriter` that puts every file name behind a prefix."""
+
+    def __init__(self, writer: IndexWriter, prefix: str) -> None:
+        self.writer, self.prefix = writer, prefix
+
+    def path(self, name: str) -> Path:
+        return self.writer.path(self.prefix + name)
+
+    def save_array(self, name: str, array: np.ndarray) -> None:
+        self.writer.save_array(self.prefix + name, array)
+
+
+class _PrefixedReader:
+    """A view of an :class:`IndexReader` over the files behind a prefix."""
+
+    def __init__(self, reader: IndexReader, prefix: str) -> None:
+        self.reader, self.prefix = reader, prefix
+        self.root = reader.root
+        self.manifest = reader.manifest
+        self.files = {
+            name[len(prefix) :]: entry
+            for name, entry in reader.files.items()
+            if name.startswith(prefix)
+        }
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(int(e["bytes"]) for e in self.files.values())
+
+    def has(self, name: str) -> bool:
+        return name in self.files
+
+    def path(self, name: str) -> Path:
+        return self.reader.path(self.prefix + name)
+
+    def load_array(self, name: str, *, mmap: bool = True) -> np.ndarray:
+        return self.reader.load_array(self.prefix + name, mmap=mmap)
+
+
+def _inner_class(kind: str) -> type[Index]:
+    from .api import _INDEX_CLASSES
+
+    return cast(type[Index], _INDEX_CLASSES[kind])
+
+
+class MuveraIndex(Index):
+    kind = "muvera"
+    multivector = True
+    config: MuveraConfig
+
+    def __init__(
+        self,
+        encoder: FDEEncoder,
+        inner: Index,
+        tokens: VectorStore,
+        token_offsets: np.ndarray,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        self.encoder = encoder
+        self.inner = inner
+        self.tokens = tokens
+        self.token_offsets = token_offsets
+
+    # -- build ------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        docs: TokenSets,
+        config: MuveraConfig,
+        metric: Metric,
+        progress: Callable[[int], None] | None = None,
+        **common: Any,
+    ) -> MuveraIndex:
+        from .api import build_index
+
+        if metric == "l2":
+            raise ConfigError(
+                "muvera scores by Chamfer similarity over inner products; use metric ip or cos"
+            )
+        threads = int(common.get("build", {}).get("threads", 1))
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        stored = pool_tokens(docs, config.pool_factor, threads=threads)
+        timings["pool_seconds"] = time.perf_counter() - started
+        params = FDEParams(
+            dim=docs.dim,
+            k_sim=config.k_sim,
+            dim_proj=config.dim_proj,
+            r_reps=config.r_reps,
+            final_dim=config.final_dim,
+            seed=config.seed,
+        )
+        encoder = FDEEncoder(params)
+        started = time.perf_counter()
+        fdes = encoder.encode_documents(stored.tokens, stored.offsets, threads=threads)
+        timings["encode_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        inner = build_index(fdes, config.inner, "ip", threads=threads, progress=progress)
+        timings["inner_seconds"] = time.perf_counter() - started
+        del fdes
+        store = VectorStore.encode(stored.tokens, config.tokens)
+        encode_s = max(timings["encode_seconds"], 1e-9)
+        common["build"] = {
+            **common.get("build", {}),
+            "fde_dim": params.out_dim,
+            "input_tokens": int(docs.offsets[-1]),
+            "stored_tokens": int(stored.offsets[-1]),
+            "documents_per_second": round(docs.count / encode_s, 1),
+            **{key: round(value, 3) for key, value in timings.items()},
+            "inner": inner.build_info,
+        }
+        resolved = config.model_copy(update={"inner": inner.config})
+        return cls(encoder, inner, store, stored.offsets, config=resolved, metric=metric, **common)
+
+    # -- search -----------------------------------------------------------------------------
+    def _parse_params(self, params: Mapping[str, Any]) -> SearchParams:
+        return parse_search_params(self.kind, params, inner=self.inner.kind)
+
+    def prepare_queries(self, queries: Any) -> TokenSets:  # type: ignore[override]
+        """Query token sets (one [t, dim] matrix, a list of them, or tokens with offsets)."""
+        sets = as_token_sets(queries, what="query tokens", dim=self.dim)
+        return sets.normalized() if self.metric == "cos" else sets
+
+    def encode_queries(self, queries: Any, *, threads: int = 1) -> np.ndarray:
+        """Query FDEs, float32 [nq, fde_dim]."""
+        sets = self.prepare_queries(queries)
+        return self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
+
+    def _search(
+        self, queries: Any, k: int, params: SearchParams, threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        sets = cast(TokenSets, queries)
+        p = cast(MuveraSearchParams, params)
+        depth = max(k, p.candidates or DEFAULT_CANDIDATE_FACTOR * k)
+        fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
+        cand, _ = self.inner._search(fdes, min(depth, self.count), p.inner, threads)
+        return self.rerank(sets, cand, k, threads=threads)
+
+    def rerank(
+        self, sets: TokenSets, cand: np.ndarray, k: int, *, threads: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact Chamfer re-ranking of candidate rows ``cand`` int64 [nq, c] (-1 = none).
+
+        Per query, the candidates' stored tokens are decoded into one float32 block, scored
+        against the query's tokens with one matrix product (BLAS), and reduced to a Chamfer
+        score per document; the best ``k`` are kept, ties to the smaller row."""
+        nq, width = cand.shape
+        kind, fdata, hdata, codes, lut = self.tokens.kernel_args()
+        mean = self.tokens.mean
+        offsets = np.asarray(self.token_offsets)
+        lengths = np.diff(offsets)
+        cand = np.ascontiguousarray(cand, dtype=np.int64)
+        out_rows = np.full((nq, k), -1, np.int64)
+        out_scores = np.full((nq, k), -np.inf, np.float32)
+
+        def run(span: tuple[int, int]) -> None:
+            starts = np.empty(width, np.int64)
+            scores = np.empty(width, np.float32)
+            for qi in range(span[0], span[1]):
+                rows = cand[qi]
+                need = int(lengths[rows[rows >= 0]].sum())
+                block = np.empty((max(need, 1), self.dim), np.float32)
+                total = gather_tokens(rows, offsets, kind, fdata, hdata, codes, lut, block, starts)
+                q = sets[qi]
+                sims = q @ block[:total].T
+                if mean is not None:
+                    sims += (q @ mean)[:, None]
+                chamfer_from_sims(sims, starts, total, scores)
+                self._keep_best(rows, scores, k, out_rows[qi], out_scores[qi])
+
+        run_spans(nq, threads, run)
+        return out_rows, out_scores
+
+    @staticmethod
+    def _keep_best(
+        rows: np.ndarray, scores: np.ndarray, k: int, out_rows: np.ndarray, out_scores: np.ndarray
+    ) -> None:
+        valid = rows >= 0
+        r, s = rows[valid], scores[valid]
+        order = np.lexsort((r, -s))[:k]
+        out_rows[: len(order)] = r[order]
+        out_scores[: len(order)] = s[order]
+
+    def warm(self) -> None:
+        self.search(np.full((2, self.dim), 1e-3, np.float32), k=1, threads=1)
+
+    # -- accounting and persistence ---------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        n = max(1, self.count)
+        token_bytes = sum(a.nbytes for a in self.tokens.arrays()) + self.token_offsets.nbytes
+        inner_bytes = self.inner.memory_bytes
+        out["muvera"] = {
+            "fde_dim": self.encoder.params.out_dim,
+            "inner": self.inner.spec,
+            "stored_tokens": int(self.token_offsets[-1]),
+            "tokens_per_document": round(int(self.token_offsets[-1]) / n, 2),
+            "token_bytes": token_bytes,
+            "fde_index_bytes": inner_bytes,
+            "token_bytes_per_document": round(token_bytes / n, 1),
+            "fde_bytes_per_document": round(inner_bytes / n, 1),
+            "bytes_per_document": round(self.memory_bytes / n, 1),
+        }
+        return out
+
+    @property
+    def memory_bytes(self) -> int:
+        return super().memory_bytes + self.inner.memory_bytes
+
+    def _arrays(self) -> Sequence[np.ndarray]:
+        return [*self.tokens.arrays(), self.token_offsets, *self.encoder.arrays().values()]
+
+    def _save_arrays(self, writer: IndexWriter) -> None:
+        for name, array in self.encoder.arrays().items():
+            writer.save_array(_FDE_FILES[name], array)
+        writer.save_array(OFFSETS_FILE, self.token_offsets)
+        self.tokens.save(_PrefixedWriter(writer, TOKENS_PREFIX))  # type: ignore[arg-type]
+        self.inner._save_arrays(_PrefixedWriter(writer, INNER_PREFIX))  # type: ignore[arg-type]
+
+    @classmethod
+    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> MuveraIndex:
+        config: MuveraConfig = common["config"]
+        dim, count = common["dim"], common["count"]
+        params = FDEParams(
+            dim=dim,
+            k_sim=config.k_sim,
+            dim_proj=config.dim_proj,
+            r_reps=config.r_reps,
+            final_dim=config.final_dim,
+            seed=config.seed,
+        )
+        arrays = {
+            name: np.asarray(reader.load_array(file))
+            for name, file in _FDE_FILES.items()
+            if reader.has(file)
+        }
+        try:
+            encoder = FDEEncoder(params, arrays)
+        except FormatError as exc:
+            raise FormatError(f"{reader.root}: damaged index, {exc}") from None
+        offsets = np.asarray(reader.load_array(OFFSETS_FILE))
+        if offsets.shape != (count + 1,) or offsets[0] != 0 or (np.diff(offsets) <= 0).any():
+            raise FormatError(f"{reader.root}: damaged index, {OFFSETS_FILE} is not valid")
+        tokens = VectorStore.load(
+            _PrefixedReader(reader, TOKENS_PREFIX),  # type: ignore[arg-type]
+            config.tokens,
+            dim,
+            int(offsets[-1]),
+        )
+        inner_reader = _PrefixedReader(reader, INNER_PREFIX)
+        inner_config: IndexConfig = config.inner
+        inner = _inner_class(inner_config.kind)._load(
+            inner_reader,  # type: ignore[arg-type]
+            {
+                "config": inner_config,
+                "metric": "ip",
+                "dim": params.out_dim,
+                "count": count,
+                "ids": None,
+                "payloads": None,
+                "build": dict(common.get("build", {}).get("inner", {})),
+                "reader": inner_reader,
+            },
+        )
+        return cls(encoder, inner, tokens, offsets, **common)

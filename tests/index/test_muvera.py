@@ -1,0 +1,208 @@
+"""The muvera kind: FDE candidates re-ranked by exact Chamfer, saved, reloaded, validated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glint.index import (
+    ConfigError,
+    DimensionError,
+    FormatError,
+    InputError,
+    TokenSets,
+    build_index,
+    load_index,
+)
+from glint.index.multivec import pool_tokens, read_token_sets
+
+SPEC = "muvera:k_sim=3,dim_proj=16,r_reps=12,inner=(hnsw:m=16,storage=lvq8)"
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    k = truth.shape[1]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def corpus(multivec, multivec_queries, chamfer):
+    docs = multivec(1500, 32, seed=21)
+    queries = multivec_queries(docs, 30, seed=22)
+    truth, scores = chamfer(docs, queries, 10)
+    return docs, queries, truth, scores
+
+
+@pytest.mark.parametrize("tokens", ["f32", "f16", "lvq8"])
+def test_recall_against_exact_chamfer(corpus, tokens: str) -> None:
+    docs, queries, truth, truth_scores = corpus
+    index = build_index(docs, SPEC.replace("muvera:", f"muvera:tokens={tokens},"), "ip")
+    assert index.multivector and index.dim == 32 and index.count == 1500
+    found = index.search(queries, k=10, candidates=200, ef_search=200)
+    assert _recall(found.ids, truth) >= 0.95
+    # The scores are exact Chamfer similarities (up to the token storage's precision).
+    hit = found.ids[:, 0] == truth[:, 0]
+    tol = {"f32": 1e-4, "f16": 5e-3, "lvq8": 5e-2}[tokens]
+    np.testing.assert_allclose(found.scores[hit, 0], truth_scores[hit, 0], rtol=tol, atol=tol)
+    # More candidates never hurt, and few candidates cost recall (the FDE alone is coarse).
+    few = index.search(queries, k=10, candidates=10, ef_search=200)
+    assert _recall(few.ids, truth) < _recall(found.ids, truth)
+
+
+def test_inner_kinds_flat_and_ivfpq(corpus) -> None:
+    docs, queries, truth, _ = corpus
+    flat = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(flat)", "ip")
+    assert _recall(flat.search(queries, 10, candidates=200).ids, truth) >= 0.95
+    pq = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=16,m=48,rerank=none)", "ip")
+    found = pq.search(queries, 10, candidates=200, nprobe=16)
+    assert _recall(found.ids, truth) >= 0.9
+    assert pq.stats()["muvera"]["inner"].startswith("ivfpq:nlist=16,m=48")
+
+
+def test_single_query_list_and_token_sets_agree(corpus) -> None:
+    docs, queries, _, _ = corpus
+    index = build_index(docs, SPEC, "ip")
+    sets = TokenSets(*queries)
+    batch = index.search(sets, 10, candidates=100)
+    one = index.search(sets[4], 10, candidates=100)
+    listed = index.search([sets[i] for i in range(5)], 10, candidates=100)
+    np.testing.assert_array_equal(one.ids[0], batch.ids[4])
+    np.testing.assert_array_equal(listed.ids, batch.ids[:5])
+    two = index.search(sets, 10, candidates=100, threads=2)
+    np.testing.assert_array_equal(two.ids, batch.ids)
+
+
+def test_save_load_round_trip(tmp_path: Path, corpus) -> None:
+    docs, queries, _, _ = corpus
+    ids = np.arange(1500, dtype=np.int64) * 7 + 3
+    payloads = [{"doc": int(i)} for i in range(1500)]
+    index = build_index(docs, SPEC, "cos", ids=ids, payloads=payloads)
+    before = index.search(queries, 10, candidates=80)
+    index.save(tmp_path / "mv")
+    loaded = load_index(tmp_path / "mv")
+    after = loaded.search(queries, 10, candidates=80)
+    np.testing.assert_array_equal(after.ids, before.ids)
+    np.testing.assert_array_equal(after.scores, before.scores)
+    assert set(after.ids.ravel()) <= set(ids.tolist())
+    assert loaded.payloads([after.ids[0, 0]])[int(after.ids[0, 0])] == {
+        "doc": int((after.ids[0, 0] - 3) // 7)
+    }
+    assert loaded.spec == index.spec and "seed=" in loaded.spec
+    # Query FDEs after the reload equal those before (the random matrices are stored).
+    np.testing.assert_array_equal(loaded.encode_queries(queries), index.encode_queries(queries))
+    stats = loaded.stats()["muvera"]
+    assert stats["fde_dim"] == 12 * 8 * 16 and stats["stored_tokens"] == int(docs[1][-1])
+    # A flipped byte in the stored FDE matrices is caught by the checksum.
+    target = tmp_path / "mv" / "fde_projection.npy"
+    raw = bytearray(target.read_bytes())
+    raw[-5] ^= 0xFF
+    target.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match="checksum"):
+        load_index(tmp_path / "mv")
+
+
+def test_token_pooling_divides_stored_tokens_and_keeps_recall(corpus) -> None:
+    docs, queries, truth, _ = corpus
+    lengths = np.diff(docs[1])
+    for factor in (2, 3):
+        spec = SPEC.replace("muvera:", f"muvera:tokens=f32,pool_factor={factor},")
+        index = build_index(docs, spec, "ip")
+        kept = -(-lengths // factor)
+        assert index.stats()["muvera"]["stored_tokens"] == int(kept.sum())
+        pooled = _recall(index.search(queries, 10, candidates=300, ef_search=300).ids, truth)
+        # Keeping as many tokens by truncation instead of clustering loses more.
+        cut = TokenSets.from_list(
+            [docs[0][docs[1][i] : docs[1][i] + kept[i]] for i in range(len(lengths))]
+        )
+        truncated = build_index(cut, spec.replace(f"pool_factor={factor}", "pool_factor=1"), "ip")
+        short = _recall(truncated.search(queries, 10, candidates=300, ef_search=300).ids, truth)
+        assert pooled >= 0.7 and pooled > short, (factor, pooled, short)
+
+
+def test_pooling_keeps_cluster_means() -> None:
+    # Two tight groups of tokens pool into their two means.
+    rng = np.random.default_rng(0)
+    a = np.array([1.0, 0, 0, 0], np.float32) + 0.01 * rng.standard_normal((3, 4))
+    b = np.array([0, 0, 1.0, 0], np.float32) + 0.01 * rng.standard_normal((3, 4))
+    tokens = np.concatenate([a, b[:1], a[:0], b[1:]]).astype(np.float32)
+    pooled = pool_tokens(TokenSets(tokens, np.array([0, 6])), 3)
+    np.testing.assert_array_equal(pooled.offsets, [0, 2])
+    np.testing.assert_allclose(pooled.tokens[0], a.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(pooled.tokens[1], b.mean(axis=0), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (lambda t, o: (t, o[::-1]), InputError, "offsets must start at 0"),
+        (
+            lambda t, o: (t, np.concatenate([[0, 5, 3], o[3:]])),
+            InputError,
+            "not monotone: offsets\\[2\\] = 3 is less than offsets\\[1\\] = 5",
+        ),
+        (
+            lambda t, o: (t, np.concatenate([[0, 0], o[1:]])),
+            InputError,
+            "set 0 is empty",
+        ),
+        (lambda t, o: (t, o[:-1]), InputError, "offsets end at .* but there are .* tokens"),
+        (lambda t, o: (t, o.astype(np.float32)), InputError, "offsets must be integers"),
+        (lambda t, o: [t[:3], t[3:5, :16]], DimensionError, "set 1 has token dimension 16"),
+        (lambda t, o: [t[:3], t[3:3]], InputError, "set 1 has no tokens"),
+        (lambda t, o: np.zeros(5), InputError, "expected token sets"),
+    ],
+)
+def test_bad_token_sets_are_refused(multivec, make, error, message) -> None:
+    tokens, offsets = multivec(20, 32, seed=1)
+    with pytest.raises(error, match=message):
+        build_index(make(tokens, offsets), "muvera", "ip")
+
+
+def test_bad_queries_params_and_metric(corpus) -> None:
+    docs, queries, _, _ = corpus
+    index = build_index(docs, SPEC, "ip")
+    with pytest.raises(DimensionError, match="token dimension 16 does not match 32"):
+        index.search(np.ones((3, 16), np.float32), 10)
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'nprobe' .* valid keys: candidates, ef_search"
+    ):
+        index.search(TokenSets(*queries), 10, nprobe=4)
+    with pytest.raises(ConfigError, match="key 'candidates'"):
+        index.search(TokenSets(*queries), 10, candidates=0)
+    with pytest.raises(InputError, match="all values must be finite"):
+        index.search(np.full((2, 32), np.nan, np.float32), 10)
+    with pytest.raises(ConfigError, match="use metric ip or cos"):
+        build_index(docs, SPEC, "l2")
+    with pytest.raises(ConfigError, match="token sets need the muvera kind"):
+        build_index(TokenSets(*docs), "hnsw", "ip")
+    with pytest.raises(ConfigError, match="single-vector index kind"):
+        build_index(docs, "muvera:inner=(muvera)", "ip")
+
+
+def test_k_beyond_candidates_pads(multivec) -> None:
+    docs = multivec(8, 32, seed=3)
+    index = build_index(docs, "muvera:inner=(flat)", "ip")
+    found = index.search(TokenSets(*docs)[0], 12, candidates=5)
+    assert (found.ids[0, :8] >= 0).all() and (found.ids[0, 8:] == -1).all()
+    assert found.ids[0, 0] == 0  # a document is its own best Chamfer match
+
+
+def test_read_token_sets_from_npz_and_directory(tmp_path: Path, multivec) -> None:
+    tokens, offsets = multivec(10, 16, seed=4)
+    np.savez(tmp_path / "docs.npz", tokens=tokens, offsets=offsets)
+    (tmp_path / "dir").mkdir()
+    np.save(tmp_path / "dir" / "tokens.npy", tokens)
+    np.save(tmp_path / "dir" / "offsets.npy", offsets)
+    for source in (tmp_path / "docs.npz", tmp_path / "dir"):
+        sets = read_token_sets(source)
+        np.testing.assert_array_equal(sets.tokens, tokens)
+        np.testing.assert_array_equal(sets.offsets, offsets)
+    np.savez(tmp_path / "half.npz", tokens=tokens)
+    with pytest.raises(InputError, match=r"half\.npz: token sets: missing offsets"):
+        read_token_sets(tmp_path / "half.npz")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"needs tokens\.npy and offsets\.npy"):
+        read_token_sets(tmp_path / "empty")
+    with pytest.raises(DimensionError, match="does not match 32"):
+        read_token_sets(tmp_path / "docs.npz", dim=32)
