@@ -102,6 +102,26 @@ def _parser() -> argparse.ArgumentParser:
         "--in-process", action="store_true", help="no worker subprocesses (RSS less clean)"
     )
 
+    mv = sub.add_parser("multivec", help="multi-vector (muvera) run on a multivec dataset")
+    mv.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    mv.add_argument("--dataset", type=Path, required=True, help="a multivec dataset directory")
+    mv.add_argument("--spec", action="append", default=[], help="a glint muvera spec (repeatable)")
+    mv.add_argument("--nq", type=int, help="use the first N queries (default all)")
+    mv.add_argument("--nq-exact", type=int, default=200, help="queries timed for brute force")
+    mv.add_argument("--candidates", type=_ints, help="the candidates sweep")
+    mv.add_argument("--ef-factor", type=float, default=1.0, help="ef_search = factor x candidates")
+    mv.add_argument("--memory-candidates", type=int, default=500, help="memory table's point")
+    mv.add_argument("--k-sim", type=int, default=4)
+    mv.add_argument("--dim-proj", type=int, default=16)
+    mv.add_argument("--r-reps", type=int, default=10)
+    mv.add_argument("--seeds", type=_ints, default=(1, 2, 3), help="FDE seeds compared")
+    mv.add_argument("--no-peer", action="store_true", help="skip muvera-fde")
+    mv.add_argument("--repeats", type=int, default=3, help="timed batch runs (median)")
+    mv.add_argument("--threads-all", type=int, default=cpu_count(), help="the all-cores count")
+    mv.add_argument("--out", type=Path, required=True, help="results JSON")
+    mv.add_argument("--md", type=Path, help="write the markdown section here")
+    mv.add_argument("--png", type=Path, help="write the recall/QPS plot here")
+
     rep = sub.add_parser("report", help="results files -> markdown section(s) and PNG(s)")
     rep.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     rep.add_argument("results", type=Path, nargs="+")
@@ -169,6 +189,37 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0 if results["rows"] else 1
 
 
+def _multivec(args: argparse.Namespace, argv: list[str]) -> int:
+    from .multivec import MultivecOptions, markdown, plot, run_multivec
+
+    opts = MultivecOptions(
+        dataset=args.dataset,
+        specs=args.spec or ["muvera"],
+        out=args.out,
+        nq=args.nq,
+        nq_exact=args.nq_exact,
+        ef_factor=args.ef_factor,
+        repeats=args.repeats,
+        threads_all=args.threads_all,
+        k_sim=args.k_sim,
+        dim_proj=args.dim_proj,
+        r_reps=args.r_reps,
+        seeds=tuple(args.seeds),
+        peer=not args.no_peer,
+        memory_candidates=args.memory_candidates,
+        command=shlex.join(["glint-bench", *argv]),
+    )
+    if args.candidates:
+        opts.candidates = tuple(args.candidates)
+    results = run_multivec(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.md is not None:
+        args.md.write_text(markdown(results))
+    if args.png is not None:
+        plot(results, args.png)
+    print(args.out)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import report
 
@@ -197,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, argv)
+        if args.command == "multivec":
+            return _multivec(args, argv)
         return _report(args)
     except (OSError, ValueError) as exc:
         print(f"glint-bench: {exc}", file=sys.stderr)

@@ -7,8 +7,12 @@ product with any document token. Per repetition ``r`` of ``r_reps``:
 - ``k_sim`` Gaussian hyperplanes split space into ``2^k_sim`` partitions. A token's sign bits
   (first hyperplane = most significant bit) are read as a Gray code, so partitions with
   neighbouring indices differ in one sign;
-- each token is projected to ``dim_proj`` dimensions by a dense random ±1 matrix scaled by
-  ``1/√dim_proj`` (``dim_proj=0``: no projection, the tokens' own dimensions);
+- each token is projected to ``dim_proj`` dimensions by a random ±1 matrix scaled by
+  ``1/√dim_proj`` (``dim_proj=0``: no projection, the tokens' own dimensions). The matrix is
+  a randomised Hadamard sketch: ``dim_proj`` random columns of a Sylvester-Hadamard matrix
+  with randomly signed and permuted rows. Its entries are ±1 like an i.i.d. sign matrix, but
+  its columns are orthogonal (exactly when ``dim`` is a power of two), which lowers the
+  variance of projected inner products;
 - a query **sums** the projected tokens of each partition, a document **averages** them;
 - an empty document partition takes the projected token whose sign bits are nearest in Hamming
   distance to the partition's (documents only: a query's empty partition stays zero).
@@ -83,6 +87,21 @@ def _rng(seed: int, rep: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng((seed, rep, purpose))
 
 
+def _sign_sketch(dim: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ±1 matrix [dim, width] with orthogonal columns where it can: ``width``
+    random columns of the Sylvester-Hadamard matrix of order 2^ceil(log2 dim), whose rows
+    are permuted, cut to ``dim`` and randomly signed. Wider than that order: i.i.d. signs."""
+    order = 1 << max(0, int(np.ceil(np.log2(dim))))
+    if width > order:
+        return np.where(rng.random((dim, width)) < 0.5, -1.0, 1.0)
+    hadamard = np.ones((1, 1))
+    while hadamard.shape[0] < order:
+        hadamard = np.block([[hadamard, hadamard], [hadamard, -hadamard]])
+    rows = hadamard[rng.permutation(order)[:dim]]
+    signs = np.where(rng.random(dim) < 0.5, -1.0, 1.0)
+    return np.asarray(rows[:, rng.permutation(order)[:width]] * signs[:, None])
+
+
 class FDEEncoder:
     """Encodes token sets (flat ``tokens`` [T, dim] with ``offsets`` [n + 1]) into FDEs."""
 
@@ -135,7 +154,7 @@ class FDEEncoder:
         if p.dim_proj:
             scale = np.float32(1.0 / np.sqrt(p.dim_proj))
             blocks = [
-                np.where(_rng(p.seed, r, _PROJECTION).random((p.dim, p.dim_proj)) < 0.5, -1, 1)
+                _sign_sketch(p.dim, p.dim_proj, _rng(p.seed, r, _PROJECTION))
                 for r in range(p.r_reps)
             ]
             out["projection"] = (np.concatenate(blocks, axis=1) * scale).astype(np.float32)

@@ -24,11 +24,9 @@ from .base import Index
 from .config import IndexConfig, MuveraConfig, MuveraSearchParams, SearchParams, parse_search_params
 from .errors import ConfigError, FormatError
 from .fde import FDEEncoder, FDEParams
-from .kernels.maxsim import chamfer_from_sims, gather_tokens
 from .metrics import Metric
-from .multivec import TokenSets, as_token_sets, pool_tokens
+from .multivec import TokenSets, as_token_sets, pool_tokens, rerank_chamfer
 from .storage import IndexReader, IndexWriter
-from .threads import run_spans
 from .vecstore import VectorStore
 
 __all__ = ["MuveraIndex"]
@@ -188,47 +186,8 @@ class MuveraIndex(Index):
     def rerank(
         self, sets: TokenSets, cand: np.ndarray, k: int, *, threads: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Exact Chamfer re-ranking of candidate rows ``cand`` int64 [nq, c] (-1 = none).
-
-        Per query, the candidates' stored tokens are decoded into one float32 block, scored
-        against the query's tokens with one matrix product (BLAS), and reduced to a Chamfer
-        score per document; the best ``k`` are kept, ties to the smaller row."""
-        nq, width = cand.shape
-        kind, fdata, hdata, codes, lut = self.tokens.kernel_args()
-        mean = self.tokens.mean
-        offsets = np.asarray(self.token_offsets)
-        lengths = np.diff(offsets)
-        cand = np.ascontiguousarray(cand, dtype=np.int64)
-        out_rows = np.full((nq, k), -1, np.int64)
-        out_scores = np.full((nq, k), -np.inf, np.float32)
-
-        def run(span: tuple[int, int]) -> None:
-            starts = np.empty(width, np.int64)
-            scores = np.empty(width, np.float32)
-            for qi in range(span[0], span[1]):
-                rows = cand[qi]
-                need = int(lengths[rows[rows >= 0]].sum())
-                block = np.empty((max(need, 1), self.dim), np.float32)
-                total = gather_tokens(rows, offsets, kind, fdata, hdata, codes, lut, block, starts)
-                q = sets[qi]
-                sims = q @ block[:total].T
-                if mean is not None:
-                    sims += (q @ mean)[:, None]
-                chamfer_from_sims(sims, starts, total, scores)
-                self._keep_best(rows, scores, k, out_rows[qi], out_scores[qi])
-
-        run_spans(nq, threads, run)
-        return out_rows, out_scores
-
-    @staticmethod
-    def _keep_best(
-        rows: np.ndarray, scores: np.ndarray, k: int, out_rows: np.ndarray, out_scores: np.ndarray
-    ) -> None:
-        valid = rows >= 0
-        r, s = rows[valid], scores[valid]
-        order = np.lexsort((r, -s))[:k]
-        out_rows[: len(order)] = r[order]
-        out_scores[: len(order)] = s[order]
+        """Exact Chamfer re-ranking of candidate rows ``cand`` int64 [nq, c] (-1 = none)."""
+        return rerank_chamfer(self.tokens, self.token_offsets, sets, cand, k, threads=threads)
 
     def warm(self) -> None:
         self.search(np.full((2, self.dim), 1e-3, np.float32), k=1, threads=1)

@@ -179,3 +179,13 @@ def test_exact_maxsim_matches_the_float64_reference(multivec, chamfer) -> None:
     want_rows, want_scores = chamfer(docs, queries, 10)
     np.testing.assert_array_equal(rows, want_rows)
     np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+
+
+def test_projection_is_a_signed_sketch_with_orthogonal_columns() -> None:
+    enc = FDEEncoder(FDEParams(64, k_sim=2, dim_proj=16, r_reps=3, seed=4))
+    assert enc.projection is not None
+    scaled = enc.projection * np.sqrt(16)
+    np.testing.assert_array_equal(np.abs(scaled), 1.0)
+    for r in range(3):
+        block = scaled[:, r * 16 : (r + 1) * 16]
+        np.testing.assert_allclose(block.T @ block, 64 * np.eye(16))

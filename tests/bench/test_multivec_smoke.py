@@ -1,0 +1,67 @@
+"""A smoke run of ``glint-bench multivec`` on tiny synthetic token sets (no timing asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from glint.bench.cli import main
+from glint.bench.multivec import markdown, recall_at_10
+
+HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+HAVE_PEER = importlib.util.find_spec("muvera_fde") is not None
+
+
+def _dataset(root: Path, multivec, multivec_queries, chamfer) -> Path:
+    docs = multivec(400, 32, seed=51)
+    queries = multivec_queries(docs, 20, seed=52)
+    gt, _ = chamfer(docs, queries, 20)
+    root.mkdir()
+    np.save(root / "doc_tokens.npy", docs[0])
+    np.save(root / "doc_offsets.npy", docs[1])
+    np.save(root / "query_tokens.npy", queries[0])
+    np.save(root / "query_offsets.npy", queries[1])
+    np.save(root / "gt.npy", gt.astype(np.int32))
+    (root / "meta.json").write_text(json.dumps({"dataset": "tiny-multivec"}))
+    return root
+
+
+def test_recall_at_10_counts_overlap() -> None:
+    gt = np.arange(20).reshape(2, 10)
+    found = np.array([np.arange(10), [10, 11, 12, 13, 14, 99, 98, 97, 96, 95]])
+    assert recall_at_10(found, gt) == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_multivec_run_and_report(tmp_path: Path, multivec, multivec_queries, chamfer) -> None:
+    data = _dataset(tmp_path / "tiny", multivec, multivec_queries, chamfer)
+    out, md = tmp_path / "mv.json", tmp_path / "mv.md"
+    argv = [
+        "multivec", "--dataset", str(data), "--out", str(out), "--md", str(md),
+        "--spec", "muvera:k_sim=3,dim_proj=8,r_reps=6,inner=(hnsw:m=8,storage=lvq8)",
+        "--spec", "muvera:k_sim=3,dim_proj=8,r_reps=6,pool_factor=2,inner=(flat)",
+        "--candidates", "10,40,400", "--memory-candidates", "40", "--seeds", "1,2",
+        "--k-sim", "3", "--dim-proj", "8", "--r-reps", "6", "--repeats", "1", "--nq-exact", "10",
+    ]  # fmt: skip
+    if HAVE_MATPLOTLIB:
+        argv += ["--png", str(tmp_path / "mv.png")]
+    assert main(argv) == 0
+    results = json.loads(out.read_text())
+    # Brute force is exact; the full candidate list re-ranked exactly is exact too.
+    assert results["exact"]["recall_at_10"] == 1.0
+    assert results["fde_compare"]["glint"]["recall_mean"][-1] == 1.0
+    if HAVE_PEER:
+        assert results["fde_compare"]["muvera-fde"]["recall_mean"][-1] == 1.0
+        assert [p["candidates"] for p in results["peer"]["points"]] == [10, 40, 400]
+    hnsw, pooled = results["glint"]
+    assert hnsw["points"][0]["params"] == {"candidates": 10, "ef_search": 10}
+    assert hnsw["points"][-1]["recall_at_10"] >= 0.95
+    assert pooled["memory"]["stored_tokens"] < hnsw["memory"]["stored_tokens"]
+    text = md.read_text()
+    assert text == markdown(results)
+    assert "FDE quality at equal candidates" in text and "Memory per document" in text
+    if HAVE_MATPLOTLIB:
+        assert (tmp_path / "mv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
