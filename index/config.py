@@ -157,7 +157,7 @@ class MuveraConfig(IndexConfig):
     pool_factor: int = Field(default=1, ge=1, le=64, description="Token pooling factor.")
     tokens: Literal["f32", "f16", "lvq8"] = "lvq8"
     seed: int = Field(default=20261122, ge=0, le=(1 << 63) - 1)
-    inner: IndexConfig = Field(default_factory=lambda: HNSWConfig(storage="lvq8"))
+    inner: IndexConfig = Field(default_factory=lambda: HNSWConfig(storage="lvq4"))
 
     @field_validator("inner", mode="before")
     @classmethod

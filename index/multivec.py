@@ -229,7 +229,12 @@ def pooled_offsets(offsets: np.ndarray, factor: int) -> np.ndarray:
 
 def pool_tokens(sets: TokenSets, factor: int, *, threads: int = 1) -> TokenSets:
     """Token pooling: cluster each set's tokens hierarchically (Ward) into
-    ``ceil(n / factor)`` clusters and keep the cluster means (``factor=1``: unchanged)."""
+    ``ceil(n / factor)`` clusters and keep the cluster means (``factor=1``: unchanged).
+
+    When every token has unit length (as ColBERT-style models emit them, and as ``cos``
+    makes them), a cluster is represented by its mean scaled back to unit length (the
+    spherical mean): a plain mean of diverse tokens is shorter, which would lower every
+    Chamfer score of a document in proportion to how much of it was merged."""
     if factor <= 1:
         return sets
     out_off = pooled_offsets(sets.offsets, factor)
@@ -240,6 +245,9 @@ def pool_tokens(sets: TokenSets, factor: int, *, threads: int = 1) -> TokenSets:
         ward_pool(sets.tokens, sets.offsets[a : b + 1], factor, out_off[a : b + 1], out)
 
     run_spans(sets.count, threads, run)
+    norms = np.linalg.norm(sets.tokens, axis=1)
+    if np.abs(norms - 1.0).max(initial=0.0) < 1e-3:
+        out = normalize_rows(out)
     return TokenSets(out, out_off)
 
 

@@ -206,3 +206,15 @@ def test_read_token_sets_from_npz_and_directory(tmp_path: Path, multivec) -> Non
         read_token_sets(tmp_path / "empty")
     with pytest.raises(DimensionError, match="does not match 32"):
         read_token_sets(tmp_path / "docs.npz", dim=32)
+
+
+def test_pooling_unit_tokens_keeps_unit_length(multivec) -> None:
+    tokens, offsets = multivec(30, 16, seed=6)
+    pooled = pool_tokens(TokenSets(tokens, offsets), 2)
+    np.testing.assert_allclose(np.linalg.norm(pooled.tokens, axis=1), 1.0, rtol=1e-5)
+    # The direction is the cluster mean's: a set of two pools into their normalised mean.
+    pair = TokenSets(tokens[:2], np.array([0, 2]))
+    mean = tokens[:2].mean(axis=0)
+    np.testing.assert_allclose(
+        pool_tokens(pair, 2).tokens[0], mean / np.linalg.norm(mean), rtol=1e-5
+    )
