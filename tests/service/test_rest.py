@@ -200,7 +200,7 @@ def test_openapi_schema_lists_the_routes(server) -> None:
     ):
         assert path in schema["paths"]
     batch = schema["paths"]["/v1/collections/{name}/search/batch"]["post"]["requestBody"]
-    assert set(batch["content"]) == {"application/json", "application/x-npy"}
+    assert set(batch["content"]) == {"application/json", "application/x-npy", "application/x-npz"}
 
 
 def test_server_still_answers_after_bad_requests(server) -> None:
