@@ -197,9 +197,9 @@ def _fde_compare(
         per_seed, rates = [], []
         for seed in opts.seeds:
             if system == "glint":
-                params = FDEParams(dim=docs.dim, k_sim=opts.k_sim, dim_proj=opts.dim_proj,
-                                   r_reps=opts.r_reps, seed=seed)  # fmt: skip
-                enc = FDEEncoder(params)
+                enc = FDEEncoder(
+                    FDEParams(docs.dim, opts.k_sim, opts.dim_proj, opts.r_reps, seed=seed)
+                )
                 started = time.perf_counter()
                 doc_fde = enc.encode_documents(docs.tokens, docs.offsets, threads=1)
                 rates.append(docs.count / (time.perf_counter() - started))

@@ -630,22 +630,35 @@ class BaseClient:
         if binary:
             buffer = io.BytesIO()
             np.save(buffer, matrix, allow_pickle=False)
-            query = {"k": str(k)}
-            if checked:
-                query["params"] = json.dumps(checked, separators=(",", ":"))
-            request = self._request(
-                "POST",
-                path,
-                content=buffer.getvalue(),
-                content_type=NPY_MEDIA_TYPE,
-                accept=NPZ_MEDIA_TYPE,
-                query=query,
-                timeout=timeout,
-            )
+            request = self._binary_batch_request(path, buffer, NPY_MEDIA_TYPE, k, checked, timeout)
         else:
             body = {"vectors": matrix.astype(np.float64).tolist(), "k": k, "params": checked}
             request = self._request("POST", path, json_body=body, timeout=timeout)
         return _Call(request, _batch_parser(matrix.shape[0], k), idempotent=True)
+
+    def _binary_batch_request(
+        self,
+        path: str,
+        body: io.BytesIO,
+        content_type: str,
+        k: int,
+        params: dict[str, Any],
+        timeout: TimeoutTypes | None,
+    ) -> httpx.Request:
+        """A binary batch: the array(s) as the body, ``k`` and ``params`` in the query
+        string, the answer asked for as ``.npz``."""
+        query = {"k": str(k)}
+        if params:
+            query["params"] = json.dumps(params, separators=(",", ":"))
+        return self._request(
+            "POST",
+            path,
+            content=body.getvalue(),
+            content_type=content_type,
+            accept=NPZ_MEDIA_TYPE,
+            query=query,
+            timeout=timeout,
+        )
 
     def _token_batch_call(
         self,
@@ -661,18 +674,7 @@ class BaseClient:
         if binary:
             buffer = io.BytesIO()
             np.savez(buffer, tokens=tokens, offsets=offsets)
-            query = {"k": str(k)}
-            if params:
-                query["params"] = json.dumps(params, separators=(",", ":"))
-            request = self._request(
-                "POST",
-                path,
-                content=buffer.getvalue(),
-                content_type=NPZ_MEDIA_TYPE,
-                accept=NPZ_MEDIA_TYPE,
-                query=query,
-                timeout=timeout,
-            )
+            request = self._binary_batch_request(path, buffer, NPZ_MEDIA_TYPE, k, params, timeout)
         else:
             sets = [tokens[a:b].astype(np.float64).tolist() for a, b in itertools.pairwise(offsets)]
             body = {"token_sets": sets, "k": k, "params": params}

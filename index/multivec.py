@@ -19,7 +19,7 @@ import numpy as np
 from .errors import DimensionError, FormatError, InputError, NotFoundError
 from .kernels.maxsim import chamfer_from_sims, gather_tokens, ward_pool
 from .metrics import normalize_rows
-from .readers import check_vectors
+from .readers import _prefixed, check_vectors
 from .threads import run_spans
 from .topk import TopK
 
@@ -188,7 +188,7 @@ def read_token_sets(
             }
         except (ValueError, OSError) as exc:
             raise FormatError(f"{src}: unreadable array ({exc})") from None
-        with _prefixed(src):
+        with _prefixed(str(src)):
             return as_token_sets(arrays, what=what, dim=dim)
     if src.suffix.lower() != ".npz":
         raise InputError(
@@ -200,23 +200,8 @@ def read_token_sets(
             arrays = {key: npz[key] for key in ("tokens", "offsets") if key in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise FormatError(f"{src}: not a readable .npz file ({exc})") from None
-    with _prefixed(src):
+    with _prefixed(str(src)):
         return as_token_sets(arrays, what=what, dim=dim)
-
-
-class _prefixed:
-    """Prefix the message of an input error raised inside with the file it came from."""
-
-    def __init__(self, src: Path) -> None:
-        self.src = src
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if isinstance(exc, InputError) and not str(exc).startswith(str(self.src)):
-            raise type(exc)(f"{self.src}: {exc}") from None
-        return False
 
 
 def pooled_offsets(offsets: np.ndarray, factor: int) -> np.ndarray:
@@ -324,24 +309,27 @@ def rerank_chamfer(
     kind, fdata, hdata, codes, lut = store.kernel_args()
     mean = store.mean
     offsets = np.asarray(doc_offsets)
-    lengths = np.diff(offsets)
     cand = np.ascontiguousarray(cand, dtype=np.int64)
     out_rows = np.full((nq, k), -1, np.int64)
     out_scores = np.full((nq, k), -np.inf, np.float32)
 
     def run(span: tuple[int, int]) -> None:
         starts = np.empty(width, np.int64)
+        ends = np.empty(width, np.int64)
         scores = np.empty(width, np.float32)
         for qi in range(span[0], span[1]):
             rows = cand[qi]
-            need = int(lengths[rows[rows >= 0]].sum())
+            valid = rows[rows >= 0]
+            need = int((offsets[valid + 1] - offsets[valid]).sum())
             block = np.empty((max(need, 1), store.dim), np.float32)
-            total = gather_tokens(rows, offsets, kind, fdata, hdata, codes, lut, block, starts)
+            total = gather_tokens(
+                rows, offsets, kind, fdata, hdata, codes, lut, block, starts, ends
+            )
             q = sets[qi]
             sims = q @ block[:total].T
             if mean is not None:
                 sims += (q @ mean)[:, None]
-            chamfer_from_sims(sims, starts, total, scores)
+            chamfer_from_sims(sims, starts, ends, scores)
             valid = rows >= 0
             r, s = rows[valid], scores[valid]
             order = np.lexsort((r, -s))[:k]

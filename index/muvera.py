@@ -83,6 +83,18 @@ class _PrefixedReader:
         return self.reader.load_array(self.prefix + name, mmap=mmap)
 
 
+def fde_params(config: MuveraConfig, dim: int) -> FDEParams:
+    """The encoder parameters of a ``muvera`` config over tokens of ``dim`` dimensions."""
+    return FDEParams(
+        dim=dim,
+        k_sim=config.k_sim,
+        dim_proj=config.dim_proj,
+        r_reps=config.r_reps,
+        final_dim=config.final_dim,
+        seed=config.seed,
+    )
+
+
 def _inner_class(kind: str) -> type[Index]:
     from .api import _INDEX_CLASSES
 
@@ -129,14 +141,7 @@ class MuveraIndex(Index):
         started = time.perf_counter()
         stored = pool_tokens(docs, config.pool_factor, threads=threads)
         timings["pool_seconds"] = time.perf_counter() - started
-        params = FDEParams(
-            dim=docs.dim,
-            k_sim=config.k_sim,
-            dim_proj=config.dim_proj,
-            r_reps=config.r_reps,
-            final_dim=config.final_dim,
-            seed=config.seed,
-        )
+        params = fde_params(config, docs.dim)
         encoder = FDEEncoder(params)
         started = time.perf_counter()
         fdes = encoder.encode_documents(stored.tokens, stored.offsets, threads=threads)
@@ -229,14 +234,7 @@ class MuveraIndex(Index):
     def _load(cls, reader: IndexReader, common: dict[str, Any]) -> MuveraIndex:
         config: MuveraConfig = common["config"]
         dim, count = common["dim"], common["count"]
-        params = FDEParams(
-            dim=dim,
-            k_sim=config.k_sim,
-            dim_proj=config.dim_proj,
-            r_reps=config.r_reps,
-            final_dim=config.final_dim,
-            seed=config.seed,
-        )
+        params = fde_params(config, dim)
         arrays = {
             name: np.asarray(reader.load_array(file))
             for name, file in _FDE_FILES.items()

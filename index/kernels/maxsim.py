@@ -20,18 +20,21 @@ def gather_tokens(
     lut: np.ndarray,
     out: np.ndarray,
     starts: np.ndarray,
+    ends: np.ndarray,
 ) -> int:
     """Decode the stored tokens of documents ``rows`` (-1 = skip) into ``out`` float32 rows,
-    one document after another, and record where each starts in ``starts`` (-1 for a skipped
-    row). Returns the number of token rows written. LVQ tokens are decoded without the mean
-    (the caller adds ``<q, μ>``) with ``lut`` the float16 powers table, float16 tokens through
-    ``lut`` the full float16 table (what ``VectorStore.kernel_args`` gives for each)."""
+    one document after another, and record each one's rows of ``out`` in ``starts`` and
+    ``ends`` (-1 for a skipped row). Returns the number of token rows written. LVQ tokens
+    are decoded without the mean (the caller adds ``<q, μ>``) with ``lut`` the float16
+    powers table, float16 tokens through ``lut`` the full float16 table (what
+    ``VectorStore.kernel_args`` gives for each)."""
     d = out.shape[1]
     pos = 0
     for c in range(rows.shape[0]):
         row = rows[c]
         if row < 0:
             starts[c] = -1
+            ends[c] = -1
             continue
         starts[c] = pos
         for t in range(doc_off[row], doc_off[row + 1]):
@@ -48,24 +51,21 @@ def gather_tokens(
                 for j in range(d):
                     out[pos, j] = delta * np.float32(rec[j]) + low
             pos += 1
+        ends[c] = pos
     return pos
 
 
 @njit(nogil=True, fastmath=True)
-def chamfer_from_sims(sims: np.ndarray, starts: np.ndarray, total: int, out: np.ndarray) -> None:
+def chamfer_from_sims(
+    sims: np.ndarray, starts: np.ndarray, ends: np.ndarray, out: np.ndarray
+) -> None:
     """``out[c]`` = Σ over query tokens (rows of ``sims`` [tq, total]) of the largest entry in
-    document ``c``'s columns ``starts[c]`` up to the next start (``-inf`` where skipped)."""
-    n = starts.shape[0]
-    for c in range(n):
-        first = starts[c]
+    document ``c``'s columns ``starts[c]:ends[c]`` (``-inf`` where ``starts[c] < 0``)."""
+    for c in range(starts.shape[0]):
+        first, last = starts[c], ends[c]
         if first < 0:
             out[c] = -np.inf
             continue
-        last = total
-        for nxt in range(c + 1, n):
-            if starts[nxt] >= 0:
-                last = starts[nxt]
-                break
         acc = np.float32(0.0)
         for j in range(sims.shape[0]):
             best = sims[j, first]

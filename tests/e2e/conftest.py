@@ -21,6 +21,17 @@ def run_glint(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return proc
 
 
+def glint_error(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run a `glint` command that must fail; returns its one-line error (no traceback)."""
+    proc = subprocess.run(
+        [GLINT, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 from glint.client import Client, InvalidRequestError
 from glint.index import TokenSets, load_index
 
-from .conftest import GLINT, run_glint
+from .conftest import glint_error, run_glint
 
 SPEC = "muvera:k_sim=3,dim_proj=8,r_reps=8,tokens=lvq8,inner=(hnsw:m=16,storage=lvq8)"
 
@@ -109,31 +108,16 @@ def test_invalid_muvera_builds_fail_in_one_line(
     docs = multivec(50, 16, seed=43)
     np.savez(tmp_path / "docs.npz", tokens=docs[0], offsets=docs[1])
     out = tmp_path / "bad"
-    proc = subprocess.run(
-        [GLINT, "build", str(tmp_path / "docs.npz"), *args, "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert message in lines[0], lines[0]
+    line = glint_error("build", tmp_path / "docs.npz", *args, "--out", out)
+    assert message in line, line
     assert not out.exists()
 
 
 def test_bad_offsets_file_fails_in_one_line(tmp_path: Path, multivec) -> None:
     tokens, offsets = multivec(20, 16, seed=44)
     np.savez(tmp_path / "docs.npz", tokens=tokens, offsets=offsets[:-1])
-    proc = subprocess.run(
-        [GLINT, "build", str(tmp_path / "docs.npz"), "--index", "muvera", "--out", "x"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
-    assert proc.returncode != 0
-    assert proc.stderr.strip().endswith(
+    line = glint_error("build", "docs.npz", "--index", "muvera", "--out", "x", cwd=tmp_path)
+    assert line.endswith(
         f"offsets end at {int(offsets[-2])} but there are {int(offsets[-1])} tokens "
         "(the last offset must equal the number of token rows)"
     )

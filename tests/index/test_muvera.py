@@ -218,3 +218,22 @@ def test_pooling_unit_tokens_keeps_unit_length(multivec) -> None:
     np.testing.assert_allclose(
         pool_tokens(pair, 2).tokens[0], mean / np.linalg.norm(mean), rtol=1e-5
     )
+
+
+def test_rerank_skips_missing_candidates_anywhere(corpus) -> None:
+    docs, queries, _, _ = corpus
+    index = build_index(docs, SPEC.replace("muvera:", "muvera:tokens=f32,"), "ip")
+    sets = TokenSets(*queries)
+    dense = np.tile(np.arange(40, dtype=np.int64), (sets.count, 1))
+    holes = np.full((sets.count, 80), -1, np.int64)
+    holes[:, 1::2] = dense  # -1 before every candidate, none after the last
+    holes[:, -1] = -1
+    holes[:, -2] = dense[:, -1]
+    want = index.rerank(sets, dense, 10)
+    got = index.rerank(sets, holes, 10)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    # Exact Chamfer of the best candidate, in float64.
+    best = int(want[0][0, 0])
+    sims = sets[0].astype(np.float64) @ docs[0][docs[1][best] : docs[1][best + 1]].T
+    assert want[1][0, 0] == pytest.approx(sims.max(axis=1).sum(), rel=1e-5)
