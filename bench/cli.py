@@ -122,6 +122,23 @@ def _parser() -> argparse.ArgumentParser:
     mv.add_argument("--md", type=Path, help="write the markdown section here")
     mv.add_argument("--png", type=Path, help="write the recall/QPS plot here")
 
+    sv = sub.add_parser("service", help="in process vs through `glint serve` (REST, load run)")
+    sv.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sv.add_argument("--dataset", type=Path, required=True, help="a dense dataset directory")
+    sv.add_argument("--spec", default="hnsw:m=32,ef_construction=200,storage=lvq4x8")
+    sv.add_argument("--index", type=Path, help="serve this index directory instead of --spec")
+    sv.add_argument("--workdir", type=Path, default=Path("~/.cache/glint-bench/service"))
+    sv.add_argument("--queries", default="id", help="query set: id or ood")
+    sv.add_argument("--nq", type=int, default=1000, help="queries used")
+    sv.add_argument("--param", action="append", default=[], help="search KEY=VALUE")
+    sv.add_argument("--repeats", type=int, default=5, help="timed batch runs (median)")
+    sv.add_argument("--load-seconds", type=float, default=60.0)
+    sv.add_argument("--load-concurrency", type=int, default=32)
+    sv.add_argument("--workers", type=int, default=2, help="workers for the memory table")
+    sv.add_argument("--out", type=Path, required=True, help="results JSON")
+    sv.add_argument("--md", type=Path, help="write the markdown section here")
+    sv.add_argument("--png", type=Path, help="write the load run's timeline here")
+
     rep = sub.add_parser("report", help="results files -> markdown section(s) and PNG(s)")
     rep.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     rep.add_argument("results", type=Path, nargs="+")
@@ -220,6 +237,39 @@ def _multivec(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _service(args: argparse.Namespace, argv: list[str]) -> int:
+    from .service import ServiceOptions, markdown, run_service, write_results
+
+    params: dict[str, object] = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
+        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    opts = ServiceOptions(
+        dataset=args.dataset,
+        out=args.out,
+        spec=args.spec,
+        index=args.index,
+        workdir=args.workdir,
+        queries=args.queries,
+        nq=args.nq,
+        params=params or {"ef_search": 64},
+        repeats=args.repeats,
+        load_seconds=args.load_seconds,
+        load_concurrency=args.load_concurrency,
+        workers=args.workers,
+        png=args.png,
+        command=shlex.join(["glint-bench", *argv]),
+    )
+    results = run_service(opts, log=lambda line: print(line, file=sys.stderr, flush=True))
+    write_results(results, args.out)
+    if args.md is not None:
+        args.md.write_text(markdown(results))
+    print(args.out)
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import report
 
@@ -250,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args, argv)
         if args.command == "multivec":
             return _multivec(args, argv)
+        if args.command == "service":
+            return _service(args, argv)
         return _report(args)
     except (OSError, ValueError) as exc:
         print(f"glint-bench: {exc}", file=sys.stderr)

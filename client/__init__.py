@@ -22,6 +22,7 @@ from ._version import __version__
 from .errors import (
     APIError,
     AuthenticationError,
+    ConflictError,
     GlintClientError,
     InvalidRequestError,
     NotFoundError,
@@ -61,6 +62,7 @@ __all__ = [
     "Client",
     "CollectionInfo",
     "CollectionList",
+    "ConflictError",
     "ErrorBody",
     "ErrorResponse",
     "GlintClientError",

@@ -11,10 +11,11 @@ Every error derives from :class:`GlintClientError`::
         ├── AuthenticationError     401: no API key, or an unknown one
         ├── PermissionDeniedError   403: the key may not do this (e.g. an admin call)
         ├── NotFoundError           404: no such collection (or route)
+        ├── ConflictError           409: a load or swap that does not fit (busy, exists, ...)
         └── ServerError             5xx
             └── UnavailableError    503: the service is loading or shutting down
 
-Other error statuses (405, 409, 429, ...) raise a plain :class:`APIError`. Every
+Other error statuses (405, 429, ...) raise a plain :class:`APIError`. Every
 :class:`APIError` carries the ``status_code`` and the ``code``, ``message`` and ``field`` of the
 server's error envelope (``{"error": {"code", "message", "field"}}``); bodies that are not such
 an envelope (a proxy's HTML page, say) still map by status, with ``code`` ``"http_<status>"``.
@@ -33,6 +34,7 @@ import httpx
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "ConflictError",
     "GlintClientError",
     "InvalidRequestError",
     "NotFoundError",
@@ -128,6 +130,11 @@ class NotFoundError(APIError):
     """404: the collection (or route) does not exist."""
 
 
+class ConflictError(APIError):
+    """409: the change conflicts with the collection's state (it exists, it is busy being
+    loaded or swapped, or the new index does not fit it); nothing was changed."""
+
+
 class ServerError(APIError):
     """5xx: the server (or a proxy in front of it) failed."""
 
@@ -145,6 +152,8 @@ def _class_for_status(status: int) -> type[APIError]:
         return PermissionDeniedError
     if status == 404:
         return NotFoundError
+    if status == 409:
+        return ConflictError
     if status == 503:
         return UnavailableError
     if status >= 500:

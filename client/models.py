@@ -55,9 +55,17 @@ class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _exactly_one(*fields: str) -> dict[str, Any]:
+    """The JSON Schema of "exactly one of ``fields`` is given, and not null": the rule the
+    model validators below enforce, published so that clients and fuzzers see it too."""
+    return {"oneOf": [{"required": [f], "properties": {f: {"type": "array"}}} for f in fields]}
+
+
 class SearchRequest(_Model):
     """One query: ``vector`` for a single-vector collection, ``vectors`` (a token matrix) for a
     multi-vector one."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one("vector", "vectors"))
 
     vector: list[float] | None = Field(default=None, description="The query vector.")
     vectors: list[list[float]] | None = Field(
@@ -97,6 +105,8 @@ class BatchSearchRequest(_Model):
     """Many queries at once (JSON form of the batch route): ``vectors`` (one row per query)
     for a single-vector collection, ``token_sets`` (one token matrix per query) for a
     multi-vector one."""
+
+    model_config = ConfigDict(json_schema_extra=_exactly_one("vectors", "token_sets"))
 
     vectors: list[list[float]] | None = Field(default=None, min_length=1)
     token_sets: list[list[list[float]]] | None = Field(
@@ -146,8 +156,14 @@ class CollectionList(_Response):
 
 
 class Health(_Response):
+    """``/healthz`` and ``/readyz``. ``loading`` names collections being loaded or swapped
+    (a collection being swapped keeps serving its old index); ``failed`` maps each collection
+    whose start-up load failed to the reason."""
+
     status: Literal["ok", "loading", "unavailable"]
     collections: int = 0
+    loading: list[str] = Field(default_factory=list)
+    failed: dict[str, str] = Field(default_factory=dict)
 
 
 class ErrorBody(_Response):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,15 +14,15 @@ from glint.index.storage import glint_version
 from glint.index.threads import CoreBudget, limit_blas_threads
 
 from .auth import KeyRing
-from .deps import SearchPool
+from .deps import SearchPool, Service
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware
-from .observability import Metrics, install_metrics_middleware
+from .observability import Metrics, ObservabilityMiddleware
 from .registry import Registry, parse_index_arg
 from .routes import admin, collections, health, search
 from .settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger(__name__)
 
@@ -34,19 +35,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        metrics: Metrics = app.state.metrics
         app.state.pool = SearchPool(
-            anyio.CapacityLimiter(settings.search_workers), CoreBudget(settings.search_workers)
+            anyio.CapacityLimiter(settings.search_workers),
+            CoreBudget(settings.search_workers),
+            timeout=settings.request_timeout_s,
+            max_candidates=settings.max_candidates,
+            on_timeout=metrics.timeouts.inc,
         )
         registry: Registry = app.state.registry
-        for arg in settings.index_dirs:
-            name, path = parse_index_arg(arg)
-            await anyio.to_thread.run_sync(registry.load, name, path)
-        app.state.ready = True
-        log.info("ready: %d collection(s): %s", len(registry.names()), ", ".join(registry.names()))
+        app.state.service = Service(settings, registry, app.state.pool, metrics)
+        targets = [parse_index_arg(arg) for arg in settings.index_dirs]
+        registry.expect([name for name, _ in targets])
+
+        def load_all() -> None:
+            # The server answers /healthz at once; /readyz says 503 until every index is in.
+            loaded = [registry.load_at_start(name, path) for name, path in targets]
+            app.state.ready = all(loaded)
+            names = ", ".join(registry.names()) or "none"
+            if app.state.ready:
+                log.info("ready: %d collection(s): %s", len(registry.names()), names)
+            else:
+                log.error("not ready: %d index(es) failed to load", loaded.count(False))
+
+        loader = threading.Thread(target=load_all, name="glint-load", daemon=True)
+        loader.start()
         try:
             yield
         finally:
             app.state.ready = False
+            loader.join()
             registry.close()
 
     app = FastAPI(
@@ -61,8 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.ready = False
     install_error_handlers(app)
-    install_metrics_middleware(app, app.state.metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    # added last, so outermost: it times and logs every answer, the body limit's 413s included
+    app.add_middleware(
+        ObservabilityMiddleware, metrics=app.state.metrics, collections=app.state.registry.names
+    )
     for module in (health, collections, search, admin):
         app.include_router(module.router)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app with settings from ``GLINT_*`` variables (uvicorn's factory for workers)."""
+    return create_app(Settings())

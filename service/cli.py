@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +14,7 @@ from pathlib import Path
 from glint.index.cli import add_index_commands
 from glint.index.errors import GlintError
 from glint.index.threads import limit_blas_threads
+from glint.loadtest.cli import add_loadtest_command
 
 __all__ = ["main"]
 
@@ -37,34 +40,59 @@ def _is_loopback(host: str) -> bool:
 def cmd_serve(args: argparse.Namespace) -> int:
     # Imported here so that `glint build/search/info` do not pay for the web stack.
     import uvicorn
+    from pydantic import ValidationError
 
     from glint.index.storage import IndexReader
 
-    from .app import create_app
     from .auth import KeyRing
+    from .observability import configure_logging
     from .registry import parse_index_arg
     from .settings import Settings
 
     for arg in args.index_dirs:
         _, path = parse_index_arg(arg)
         IndexReader(path, verify=False)  # fail fast, with one line, before the server starts
-    overrides = {"index_dirs": list(args.index_dirs), "host": args.host, "port": args.port}
+    overrides: dict[str, object] = {"index_dirs": list(args.index_dirs)}
+    for key in ("host", "port", "workers", "log_format"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
     if args.api_keys is not None:
         overrides["api_keys_file"] = args.api_keys
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)  # flags over GLINT_* variables over defaults
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ValueError(f"{where}: {first['msg']}") from None
     keys = KeyRing.from_sources(settings.api_keys_file, settings.api_keys)
+    log_config = configure_logging(settings.log_level, settings.log_format)
     host = settings.host
     if not keys.enabled and not _is_loopback(host):
         log.warning("no API keys configured: binding to 127.0.0.1 instead of %s", host)
         host = "127.0.0.1"
     elif not keys.enabled:
         log.warning("no API keys configured: serving without auth on loopback only")
+    common = {
+        "host": host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "log_config": log_config,
+        "access_log": False,  # glint logs each request itself, with its id
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        from .app import create_app
+
+        uvicorn.run(create_app(settings.model_copy(update={"host": host})), **common)
+        return 0
+    # Several processes: each worker builds its app from GLINT_* variables, so the settings
+    # travel in the environment. The indices are memory-mapped, so their pages are shared.
+    env = settings.model_copy(update={"host": host}).model_dump(mode="json", exclude_none=True)
+    for key, value in env.items():
+        text = json.dumps(value) if isinstance(value, list) else str(value)
+        os.environ[f"GLINT_{key.upper()}"] = text
     uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
+        "glint.service.app:create_app_from_env", factory=True, workers=settings.workers, **common
     )
     return 0
 
@@ -74,11 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_index_commands(sub)
+    add_loadtest_command(sub)
     serve = sub.add_parser("serve", help="serve index directories over REST")
     serve.add_argument("index_dirs", nargs="+", metavar="DIR", help="DIR or NAME=DIR")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1, or GLINT_HOST)")
+    serve.add_argument("--port", type=int, help="port (default 8000, or GLINT_PORT)")
     serve.add_argument("--api-keys", type=Path, metavar="FILE", help="'ROLE KEY' lines")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the indices (default 1)"
+    )
+    serve.add_argument(
+        "--log-format", choices=("json", "text"), help="log records as JSON lines (default)"
+    )
     serve.set_defaults(func=cmd_serve)
     return parser
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
@@ -19,48 +23,160 @@ from .observability import Metrics
 from .registry import Registry
 from .settings import Settings
 
-__all__ = ["AdminKey", "MetricsDep", "Pool", "ReadKey", "RegistryDep", "SearchPool", "SettingsDep"]
+__all__ = [
+    "AdminKey",
+    "MetricsDep",
+    "Pool",
+    "ReadKey",
+    "RegistryDep",
+    "SearchPool",
+    "Service",
+    "ServiceDep",
+    "SettingsDep",
+]
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class SearchPool:
-    """Where blocking work runs: worker threads off the event loop, at most ``limiter``'s
-    capacity of them at once, and searches sharing ``cores`` so that concurrent requests never
-    run more search threads than the budget holds (see :mod:`glint.index.threads`)."""
+#: Search parameters that set how many candidates a query examines; ``max_candidates`` caps them.
+CANDIDATE_PARAMS = ("ef_search", "rerank", "rerank_k", "candidates")
 
-    limiter: CapacityLimiter
-    cores: CoreBudget
+
+class SearchPool:
+    """Where blocking work runs: worker threads off the event loop.
+
+    - At most ``limiter``'s capacity of threads run at once. A slot is held until the thread
+      really ends, even when the request that started it has given up, so abandoned work
+      still counts against the pool.
+    - Searches share ``cores``, so concurrent requests never run more search threads than the
+      budget holds (see :mod:`glint.index.threads`).
+    - With a ``timeout``, a request that waits for a slot and runs longer than that many
+      seconds in total gets a 503 ``timeout`` answer; its search finishes in the background.
+    - ``max_candidates`` caps the candidate-count parameters in :data:`CANDIDATE_PARAMS`.
+    """
+
+    def __init__(
+        self,
+        limiter: CapacityLimiter,
+        cores: CoreBudget,
+        *,
+        timeout: float | None = None,
+        max_candidates: int | None = None,
+        on_timeout: Callable[[], None] | None = None,
+    ) -> None:
+        self.limiter = limiter
+        self.cores = cores
+        self.timeout = timeout
+        self.max_candidates = max_candidates
+        self._on_timeout = on_timeout
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse candidate counts over the limit (the index checks everything else)."""
+        if self.max_candidates is None:
+            return
+        for key in CANDIDATE_PARAMS:
+            value = params.get(key)
+            is_int = isinstance(value, int) and not isinstance(value, bool)
+            if is_int and value > self.max_candidates:
+                raise ServiceError(
+                    422,
+                    "invalid_parameter",
+                    f"parameter '{key}': must be at most {self.max_candidates}",
+                    f"params.{key}",
+                )
 
     async def search(
         self, index: Index, queries: Any, k: int, params: dict[str, Any], threads: int
     ) -> SearchResult:
         """``index.search`` with up to ``threads`` cores, whatever of them are free."""
+        self.check_params(params)
 
         def work() -> SearchResult:
             with self.cores.take(threads) as got:
                 return index.search(queries, k, threads=got, **params)
 
-        return await anyio.to_thread.run_sync(work, limiter=self.limiter)
+        return await self._run(work)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+        return await self._run(fn, *args)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        deadline = None if self.timeout is None else anyio.current_time() + self.timeout
+        token = object()
+        acquired = False
+        with anyio.move_on_after(self.timeout):
+            await self.limiter.acquire_on_behalf_of(token)
+            acquired = True
+        if not acquired:
+            self._timed_out("no search worker became free")
+        # Who gives the slot back: this task once the thread has ended (the common case, no
+        # extra hop), or the thread itself when this task stopped waiting for it.
+        lock = threading.Lock()
+        state = {"started": False, "finished": False, "abandoned": False}
+
+        def work() -> T | None:
+            with lock:
+                if state["abandoned"]:
+                    return None  # given up before it began: the task released the slot
+                state["started"] = True
+            try:
+                return fn(*args)
+            finally:
+                with lock:
+                    state["finished"] = True
+                    release_here = state["abandoned"]
+                if release_here:
+                    # RuntimeError: the event loop has gone (shutdown), nothing to release
+                    with contextlib.suppress(RuntimeError):
+                        anyio.from_thread.run_sync(self.limiter.release_on_behalf_of, token)
+
+        remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
+        try:
+            with anyio.move_on_after(remaining):
+                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)  # type: ignore[return-value]
+            self._timed_out("the search did not finish")
+        finally:
+            with lock:
+                release_now = state["finished"] or not state["started"]
+                state["abandoned"] = True
+            if release_now:
+                self.limiter.release_on_behalf_of(token)
+
+    def _timed_out(self, what: str) -> NoReturn:
+        if self._on_timeout is not None:
+            self._on_timeout()
+        raise ServiceError(
+            503, "timeout", f"{what} within the request timeout of {self.timeout:g} s; retry later"
+        )
 
 
-def get_settings(request: Request) -> Settings:
+@dataclass(frozen=True)
+class Service:
+    """The app's parts in one dependency, for hot routes (each dependency costs per request)."""
+
+    settings: Settings
+    registry: Registry
+    pool: SearchPool
+    metrics: Metrics
+
+
+async def get_service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
 
 
-def get_pool(request: Request) -> SearchPool:
+async def get_pool(request: Request) -> SearchPool:
     return request.app.state.pool  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
@@ -80,14 +196,15 @@ def _authorize(request: Request, needed: Role) -> Role | None:
     return role
 
 
-def require_read(request: Request) -> Role | None:
+async def require_read(request: Request) -> Role | None:
     return _authorize(request, "read")
 
 
-def require_admin(request: Request) -> Role | None:
+async def require_admin(request: Request) -> Role | None:
     return _authorize(request, "admin")
 
 
+ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 Pool = Annotated[SearchPool, Depends(get_pool)]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from glint.client.models import CollectionInfo
 from glint.index import Index, load_index
+from glint.index.errors import GlintError, NotFoundError
 
 from .errors import ServiceError
 
@@ -59,15 +64,57 @@ def parse_index_arg(arg: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
+def _probe(index: Index) -> None:
+    """One small search, so that an index that loads but cannot answer never goes live."""
+    rng = np.random.default_rng(0)
+    if index.multivector:
+        index.search([rng.standard_normal((2, index.dim), dtype=np.float32)], 1, threads=1)
+    else:
+        index.search(rng.standard_normal((1, index.dim), dtype=np.float32), 1, threads=1)
+
+
+def _open(path: Path, *, verify: bool) -> Index:
+    """Load (checksums verified), test-search and warm an index; close it if any step fails."""
+    index = load_index(path, verify=verify)
+    try:
+        _probe(index)
+        index.warm()
+    except BaseException:
+        index.close()
+        raise
+    return index
+
+
+def _load_failure(exc: BaseException, path: Path, keeps: str) -> ServiceError:
+    """The answer for a load or swap that failed; ``keeps`` says what goes on serving."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, (NotFoundError, FileNotFoundError)):
+        status, code = 404, "not_found"
+    elif isinstance(exc, (GlintError, ValueError, OSError)):
+        status, code = 422, "invalid_index"
+    else:
+        log.exception("loading %s failed", path)
+        status, code = 422, "invalid_index"
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ServiceError(status, code, f"{reason}; {keeps}", "path")
+
+
 class Registry:
     """Thread-safe name -> :class:`Collection` map.
 
     Readers take a reference to a collection and keep using it; replacing an entry never
-    disturbs a search already running on the old index.
+    disturbs a search already running on the old index (the old one is released when the last
+    of them ends). Loads, swaps and unloads of one name are serialised: a second one while the
+    first runs is refused with 409. ``pending`` names (start-up loads not yet done) and
+    ``failed`` ones answer 503 rather than 404.
     """
 
     def __init__(self, *, verify: bool = True) -> None:
         self._collections: dict[str, Collection] = {}
+        self._busy: dict[str, str] = {}
+        self._pending: set[str] = set()
+        self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
         self.verify = verify
 
@@ -78,51 +125,120 @@ class Registry:
         with self._lock:
             return [self._collections[n] for n in sorted(self._collections)]
 
+    def busy(self) -> list[str]:
+        """Names being loaded, swapped or unloaded now (start-up loads included)."""
+        with self._lock:
+            return sorted(set(self._busy) | self._pending)
+
+    def failed(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._failed)
+
     def get(self, name: str) -> Collection:
         collection = self._collections.get(name)
-        if collection is None:
-            known = ", ".join(self.names()) or "none"
-            raise ServiceError(
-                404, "not_found", f"collection {name!r} does not exist (loaded: {known})", "name"
-            )
-        return collection
-
-    def load(self, name: str, path: Path) -> Collection:
-        """Load ``path`` and install it as ``name`` (replacing any previous entry)."""
-        index = load_index(path, verify=self.verify)
-        index.warm()
-        collection = Collection(name=name, index=index, path=Path(path).absolute())
+        if collection is not None:
+            return collection
         with self._lock:
-            old = self._collections.get(name)
-            self._collections[name] = collection
+            pending, failure = name in self._pending, self._failed.get(name)
+        if pending:
+            raise ServiceError(503, "unavailable", f"collection {name!r} is still loading", "name")
+        if failure is not None:
+            raise ServiceError(
+                503, "unavailable", f"collection {name!r} failed to load: {failure}", "name"
+            )
+        known = ", ".join(self.names()) or "none"
+        raise ServiceError(
+            404, "not_found", f"collection {name!r} does not exist (loaded: {known})", "name"
+        )
+
+    @contextmanager
+    def _claim(self, name: str, action: str) -> Iterator[None]:
+        with self._lock:
+            if name in self._busy:
+                raise ServiceError(
+                    409, "conflict", f"collection {name!r} is busy ({self._busy[name]})", "name"
+                )
+            self._busy[name] = action
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._busy[name]
+
+    def expect(self, names: list[str]) -> None:
+        """Mark start-up loads as pending until :meth:`load_at_start` ends for each."""
+        with self._lock:
+            self._pending.update(names)
+
+    def load_at_start(self, name: str, path: Path) -> bool:
+        """A start-up load: on failure the reason is kept (``/readyz`` shows it) and logged."""
+        try:
+            self.load(name, path)
+            return True
+        except ServiceError as exc:
+            with self._lock:
+                self._failed[name] = exc.message
+            log.error("collection %s: cannot load %s: %s", name, path, exc.message)
+            return False
+        finally:
+            with self._lock:
+                self._pending.discard(name)
+
+    def load(self, name: str, path: Path, *, new: bool = False) -> Collection:
+        """Load ``path`` and install it as ``name``; with ``new``, ``name`` must not exist."""
+        with self._claim(name, f"loading {path}"):
+            if new and name in self._collections:
+                raise ServiceError(
+                    409, "conflict", f"collection {name!r} exists; use reload", "name"
+                )
+            try:
+                index = _open(path, verify=self.verify)
+            except BaseException as exc:
+                raise _load_failure(exc, path, f"collection {name!r} was not loaded") from exc
+            collection = Collection(name=name, index=index, path=Path(path).absolute())
+            with self._lock:
+                self._collections[name] = collection
+                self._failed.pop(name, None)
         log.info("collection %s: loaded %s (%s, %d vectors)", name, path, index.spec, index.count)
-        if old is not None:
-            log.info("collection %s: replaced %s", name, old.path)
         return collection
 
-    def replace(self, name: str, path: Path, dim: int) -> Collection:
-        """Load ``path`` and swap it in for ``name`` only if it has the same dimension."""
-        index = load_index(path, verify=self.verify)
-        if index.dim != dim:
-            index.close()
-            raise ServiceError(
-                409,
-                "dimension_mismatch",
-                f"{path}: index has dimension {index.dim}, collection {name!r} serves {dim}",
-                "path",
-            )
-        index.warm()
-        collection = Collection(name=name, index=index, path=Path(path).absolute())
-        with self._lock:
-            self._collections[name] = collection
-        log.info("collection %s: swapped to %s", name, path)
+    def replace(self, name: str, path: Path) -> Collection:
+        """The alias swap: load ``path``, verify it (checksums, same dimension and query kind,
+        a test search), warm it, then switch ``name`` to it in one step. On any failure the
+        old index goes on serving and the error says why."""
+        with self._claim(name, f"swapping to {path}"):
+            old = self.get(name)
+            keeps = f"collection {name!r} still serves {old.path}"
+            try:
+                index = _open(path, verify=self.verify)
+            except BaseException as exc:
+                raise _load_failure(exc, path, keeps) from exc
+            mismatch = None
+            if index.dim != old.index.dim:
+                mismatch = f"index has dimension {index.dim}, the collection serves {old.index.dim}"
+            elif index.multivector != old.index.multivector:
+                kinds = {True: "multi-vector", False: "single-vector"}
+                mismatch = (
+                    f"index is {kinds[index.multivector]}, the collection serves "
+                    f"{kinds[old.index.multivector]} queries"
+                )
+            if mismatch is not None:
+                index.close()
+                message = f"{path}: {mismatch}; {keeps}"
+                raise ServiceError(409, "dimension_mismatch", message, "path")
+            collection = Collection(name=name, index=index, path=Path(path).absolute())
+            with self._lock:
+                self._collections[name] = collection
+        log.info("collection %s: swapped %s -> %s", name, old.path, path)
         return collection
 
     def unload(self, name: str) -> None:
-        with self._lock:
-            collection = self._collections.pop(name, None)
-        if collection is None:
-            raise ServiceError(404, "not_found", f"collection {name!r} does not exist", "name")
+        with self._claim(name, "unloading"):
+            with self._lock:
+                collection = self._collections.pop(name, None)
+                self._failed.pop(name, None)
+            if collection is None:
+                raise ServiceError(404, "not_found", f"collection {name!r} does not exist", "name")
         log.info("collection %s: unloaded", name)
 
     def close(self) -> None:

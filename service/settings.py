@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,5 +34,20 @@ class Settings(BaseSettings):
     max_k: int = Field(default=1000, ge=1)
     max_batch: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_candidates: int = Field(
+        default=10_000,
+        ge=1,
+        description="Cap on ef_search, rerank, rerank_k and candidates in search parameters.",
+    )
+    request_timeout_s: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="A search that has not finished (queueing included) in this many seconds "
+        "is answered 503; None waits for ever.",
+    )
+    workers: int = Field(
+        default=1, ge=1, description="uvicorn worker processes (they share memory-mapped indices)."
+    )
     verify_checksums: bool = True
     log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -130,7 +131,7 @@ class ServerThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self, timeout: float = 30.0) -> str:
+    def start(self, timeout: float = 30.0, *, wait_ready: bool = True) -> str:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -140,7 +141,13 @@ class ServerThread:
                 raise TimeoutError("server did not start in time")
             time.sleep(0.01)
         port = self.server.servers[0].sockets[0].getsockname()[1]
-        return f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        if wait_ready:  # indices load in the background; poll /readyz with a bound
+            while httpx.get(f"{url}/readyz").status_code != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("server did not become ready in time")
+                time.sleep(0.01)
+        return url
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -149,16 +156,17 @@ class ServerThread:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., str]]:
-    """``serve(index_dirs=[...], **settings) -> base_url``; servers stop at teardown."""
+    """``serve(index_dirs=[...], **settings) -> base_url`` once ``/readyz`` says 200 (or at
+    once with ``wait_ready=False``); servers stop at teardown."""
     from glint.service.app import create_app
     from glint.service.settings import Settings
 
     running: list[ServerThread] = []
 
-    def start(**settings: Any) -> str:
+    def start(*, wait_ready: bool = True, **settings: Any) -> str:
         server = ServerThread(create_app(Settings(**settings)))
         running.append(server)
-        return server.start()
+        return server.start(wait_ready=wait_ready)
 
     yield start
     for server in running:

@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = {"index": "glint.index", "service": "glint.service", "client": "glint.client"}
+PACKAGES = {
+    "index": "glint.index",
+    "service": "glint.service",
+    "client": "glint.client",
+    "loadtest": "glint.loadtest",
+}
 
 
 def _imports(package_dir: str) -> dict[str, set[str]]:
@@ -54,6 +59,18 @@ def test_client_imports_neither_index_nor_service() -> None:
     assert _offenders("client", heavy) == []
 
 
+def test_loadtest_talks_http_only() -> None:
+    """The load generator sees the server through HTTP (and the wire models) only."""
+    assert _offenders("loadtest", ("glint.index", "glint.service", "fastapi")) == []
+    uses = {
+        name
+        for names in _imports("loadtest").values()
+        for name in names
+        if name.startswith("glint.client")
+    }
+    assert uses <= {"glint.client.models"}
+
+
 def test_service_uses_only_the_client_models() -> None:
     uses = {
         name
@@ -69,6 +86,12 @@ def test_service_uses_only_the_client_models() -> None:
     [
         ("glint.client", ("faiss", "numba", "fastapi", "starlette", "uvicorn", "glint.index")),
         ("glint.index", ("fastapi", "starlette", "uvicorn", "httpx", "glint.service")),
+        # registering `glint loadtest` on the parser stays light
+        ("glint.loadtest.cli", ("httpx", "matplotlib", "numpy", "glint.index", "glint.service")),
+        (
+            "glint.loadtest.runner",
+            ("fastapi", "uvicorn", "matplotlib", "glint.index", "glint.service"),
+        ),
     ],
 )
 def test_runtime_import_footprint(module: str, forbidden: tuple[str, ...]) -> None:

@@ -36,7 +36,7 @@ def test_console_script_runs() -> None:
     assert script is not None, "the glint entry point is not installed"
     out = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for command in ("build", "search", "info", "serve"):
+    for command in ("build", "search", "info", "serve", "loadtest"):
         assert command in out.stdout
 
 

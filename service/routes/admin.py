@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 from fastapi import APIRouter, Response
@@ -10,11 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glint.client.models import CollectionInfo, ErrorResponse
 
-from ..deps import AdminKey, RegistryDep
+from ..deps import AdminKey, MetricsDep, RegistryDep, SettingsDep
 from ..errors import ServiceError
+from ..observability import Metrics
+from ..registry import parse_index_arg
+from ..settings import Settings
 
 router = APIRouter(prefix="/v1/collections", tags=["admin"])
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)}
+T = TypeVar("T")
 
 
 class LoadRequest(BaseModel):
@@ -22,30 +28,74 @@ class LoadRequest(BaseModel):
     path: str = Field(min_length=1, description="Index directory on the server's filesystem.")
 
 
+def _single_process(settings: Settings) -> None:
+    """Admin changes reach only the worker that answers; with several workers they would
+    leave the workers serving different indices, so they are refused."""
+    if settings.workers > 1:
+        raise ServiceError(
+            409,
+            "conflict",
+            f"admin routes need a single worker (this server runs {settings.workers}); "
+            "change the served directories and restart instead",
+        )
+
+
+async def _admin(metrics: Metrics, name: str, action: str, fn: Callable[[], T]) -> T:
+    """Run a registry change off the event loop and count its outcome."""
+    try:
+        result = await anyio.to_thread.run_sync(fn)
+    except ServiceError as exc:
+        metrics.admin.labels(action, exc.code).inc()
+        raise
+    metrics.admin.labels(action, "ok").inc()
+    return result
+
+
 @router.post("/{name}/load", response_model=CollectionInfo, responses=_ERRORS)
-async def load(name: str, body: LoadRequest, registry: RegistryDep, _: AdminKey) -> CollectionInfo:
-    """Load the index at ``path`` as a new collection ``name``."""
-    if name in registry.names():
-        raise ServiceError(409, "conflict", f"collection {name!r} exists; use reload", "name")
-    collection = await anyio.to_thread.run_sync(registry.load, name, Path(body.path))
+async def load(
+    name: str,
+    body: LoadRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _: AdminKey,
+) -> CollectionInfo:
+    """Load the index at ``path`` as a new collection ``name`` (checksums verified, a test
+    search, warmed) before it answers queries."""
+    _single_process(settings)
+    try:
+        parse_index_arg(f"{name}=.")  # the same name rules as `glint serve NAME=DIR`
+    except ValueError as exc:
+        raise ServiceError(422, "invalid_request", str(exc), "name") from None
+    path = Path(body.path)
+    collection = await _admin(metrics, name, "load", lambda: registry.load(name, path, new=True))
     return collection.info()
 
 
 @router.post("/{name}/reload", response_model=CollectionInfo, responses=_ERRORS)
 async def reload(
-    name: str, body: LoadRequest, registry: RegistryDep, _: AdminKey
+    name: str,
+    body: LoadRequest,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    _: AdminKey,
 ) -> CollectionInfo:
-    """Load ``path`` fully, then swap it in; searches in flight finish on the old index.
-    If the new index cannot be loaded the old one keeps serving."""
-    old = registry.get(name)
-    collection = await anyio.to_thread.run_sync(
-        registry.replace, name, Path(body.path), old.index.dim
-    )
+    """Swap collection ``name`` to the index at ``path``: load it, verify it (checksums,
+    same dimension, a test search), warm it, then switch in one step. Searches in flight
+    finish on the old index and none fails. If the new index cannot be used, the old one
+    keeps serving and the error says why."""
+    _single_process(settings)
+    path = Path(body.path)
+    collection = await _admin(metrics, name, "reload", lambda: registry.replace(name, path))
     return collection.info()
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-async def unload(name: str, registry: RegistryDep, _: AdminKey) -> Response:
-    """Stop serving collection ``name``."""
-    registry.unload(name)
+async def unload(
+    name: str, registry: RegistryDep, settings: SettingsDep, metrics: MetricsDep, _: AdminKey
+) -> Response:
+    """Stop serving collection ``name``; searches in flight on it finish first."""
+    _single_process(settings)
+    await _admin(metrics, name, "unload", lambda: registry.unload(name))
     return Response(status_code=204)

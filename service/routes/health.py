@@ -9,21 +9,34 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from glint.client.models import Health
 
 from ..deps import MetricsDep, RegistryDep
+from ..registry import Registry
 
 router = APIRouter(tags=["health"])
 
 
+def _health(request: Request, registry: Registry) -> tuple[bool, Health]:
+    ready = bool(getattr(request.app.state, "ready", False))
+    failed = registry.failed()
+    busy = registry.busy()
+    status = "ok" if ready else ("unavailable" if failed else "loading")
+    body = Health(status=status, collections=len(registry.names()), loading=busy, failed=failed)
+    return ready, body
+
+
 @router.get("/healthz", response_model=Health)
-async def healthz(registry: RegistryDep) -> Health:
-    """The process is up and answering."""
-    return Health(status="ok", collections=len(registry.names()))
+async def healthz(request: Request, registry: RegistryDep) -> Health:
+    """The process is up and answering (200 even while indices load)."""
+    _, body = _health(request, registry)
+    return body.model_copy(update={"status": "ok"})
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
 async def readyz(request: Request, registry: RegistryDep) -> Response:
-    """Every configured index is loaded and searchable."""
-    ready = bool(getattr(request.app.state, "ready", False))
-    body = Health(status="ok" if ready else "loading", collections=len(registry.names()))
+    """200 once every configured index is loaded and searchable; 503 while start-up loads run
+    (``status: loading``), after one failed (``unavailable``, with ``failed``) and during
+    shutdown. A swap does not make the server unready: the old index serves until the new
+    one takes over; ``loading`` names the collections being swapped."""
+    ready, body = _health(request, registry)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
@@ -32,7 +45,11 @@ async def metrics(registry: RegistryDep, metrics: MetricsDep) -> Response:
     """Prometheus text exposition."""
     collections = registry.all()
     metrics.collections.set(len(collections))
+    metrics.busy.set(len(registry.busy()))
+    for gauge in (metrics.index_bytes, metrics.disk_bytes, metrics.vectors):
+        gauge.clear()  # unloaded collections leave the exposition
     for collection in collections:
         metrics.index_bytes.labels(collection.name).set(collection.index.memory_bytes)
+        metrics.disk_bytes.labels(collection.name).set(collection.index.stats()["disk_bytes"])
         metrics.vectors.labels(collection.name).set(collection.index.count)
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from glint.client import (
     BatchResult,
     Client,
     CollectionInfo,
+    ConflictError,
     GlintClientError,
     Health,
     Hit,
@@ -64,7 +65,7 @@ def test_error_tree() -> None:
     assert issubclass(TransportError, GlintClientError)
     assert issubclass(ResponseDecodeError, GlintClientError)
     for cls in (InvalidRequestError, AuthenticationError, PermissionDeniedError, NotFoundError,
-                ServerError):  # fmt: skip
+                ConflictError, ServerError):  # fmt: skip
         assert issubclass(cls, APIError)
     assert issubclass(UnavailableError, ServerError)
     assert issubclass(APIError, GlintClientError)
@@ -403,7 +404,8 @@ def test_admin_calls(server: Any, make_client: Any) -> None:
         (401, "unauthorized", AuthenticationError),
         (403, "forbidden", PermissionDeniedError),
         (404, "not_found", NotFoundError),
-        (409, "conflict", APIError),
+        (409, "conflict", ConflictError),
+        (405, "method_not_allowed", APIError),
         (500, "internal", ServerError),
         (502, "bad_gateway", ServerError),
         (503, "unavailable", UnavailableError),

@@ -38,14 +38,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[str], timeout: float = 60.0, log: Path | None = None
+) -> None:
     """Poll /readyz until it answers 200, the process dies, or the time bound passes."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"server exited with {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-            )
+            output = log.read_text() if log else (proc.stderr.read() if proc.stderr else "")
+            raise RuntimeError(f"server exited with {proc.returncode}: {output}")
         try:
             if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
                 return
@@ -56,27 +57,34 @@ def wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 60.0) -> 
 
 
 @pytest.fixture
-def glint_serve() -> Iterator[Callable[..., str]]:
-    """Start ``glint serve ARGS`` as a subprocess on a free loopback port; returns its URL."""
+def glint_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., str]]:
+    """Start ``glint serve ARGS`` as a subprocess on a free loopback port; returns its URL.
+    The server's stderr goes to a file (a pipe nobody reads could fill and stall it):
+    ``glint_serve.logs[url]`` is its path."""
     procs: list[subprocess.Popen[str]] = []
+    logs: dict[str, Path] = {}
+    folder = tmp_path_factory.mktemp("serve-logs")
 
     def start(*args: str, env: dict[str, str] | None = None, port: int | None = None) -> str:
         port = port or free_port()
         argv = [GLINT, "serve", *args]
         if "--port" not in args:
             argv += ["--port", str(port)]
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        procs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc)
+        logs[url] = folder / f"serve-{port}.log"
+        with open(logs[url], "w") as stderr:
+            proc = subprocess.Popen(
+                argv,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
+        procs.append(proc)
+        wait_ready(url, proc, log=logs[url])
         return url
 
+    start.logs = logs  # type: ignore[attr-defined]
     yield start
     for proc in procs:
         proc.terminate()

@@ -31,6 +31,15 @@ def _compose_command(service: str) -> list[str]:
     return json.loads(raw)
 
 
+def _compose_healthcheck(service: str) -> list[str]:
+    text = (ROOT / "docker" / "compose.yaml").read_text()
+    block = text.split(f"\n  {service}:\n", 1)[1]
+    assert "GLINT_API_KEYS: ${GLINT_API_KEYS:?" in block  # the keys are required
+    match = re.search(r"healthcheck:\s*\n\s*test: (\[.*?\])\s*\n", block, re.S)
+    assert match, f"no healthcheck for {service}"
+    return json.loads(match.group(1))
+
+
 def _dockerfile_exec(prefix: str) -> list[str]:
     text = (ROOT / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
     match = re.search(r"^" + prefix + r"\s+(\[.*?\])\s*$", text, re.M)
@@ -65,6 +74,14 @@ def test_indexer_then_server_with_keys(tmp_path: Path, data, glint_serve) -> Non
     healthcheck = _dockerfile_exec("HEALTHCHECK.*?CMD")
     proc = subprocess.run(healthcheck, env={**os.environ, "GLINT_PORT": str(port)}, timeout=30)
     assert proc.returncode == 0
+    compose_check = _compose_healthcheck("server")
+    assert compose_check[0] == "CMD"
+    proc = subprocess.run(
+        compose_check[1:], env={**os.environ, "GLINT_PORT": str(port)}, timeout=30
+    )
+    assert proc.returncode == 0
+    down = subprocess.run(compose_check[1:], env={**os.environ, "GLINT_PORT": str(free_port())})
+    assert down.returncode != 0  # nothing listening there: unhealthy
 
     with Client(url, api_key="reader-key-0001") as client:
         assert client.info("docs").count == 1000

@@ -36,7 +36,8 @@ def _error(response: httpx.Response, status: int, code: str) -> dict:
 
 def test_health_ready_collections(server) -> None:
     url, _ = server
-    assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "collections": 1}
+    health = {"status": "ok", "collections": 1, "loading": [], "failed": {}}
+    assert httpx.get(f"{url}/healthz").json() == health
     assert httpx.get(f"{url}/readyz").status_code == 200
     info = httpx.get(f"{url}/v1/collections/docs").json()
     assert (info["kind"], info["metric"], info["dim"], info["count"]) == ("flat", "l2", DIM, 500)

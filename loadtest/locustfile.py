@@ -1,0 +1,68 @@
+"""A Locust user for glint, for those who drive load with Locust rather than ``glint loadtest``::
+
+    GLINT_COLLECTION=docs locust -f loadtest/locustfile.py --host http://127.0.0.1:8000
+
+Settings come from the environment: ``GLINT_COLLECTION`` (default ``docs``),
+``GLINT_API_KEY`` (sent as a bearer key), ``GLINT_K`` (default 10), ``GLINT_MODE`` (``single``:
+one JSON query per request, the default; ``batch``: binary ``.npy`` batches answered as
+``.npz``) and ``GLINT_BATCH`` (queries per batch, default 32). Each user reads the
+collection's dimension on start and sends random unit vectors, back to back.
+
+Locust is not a dependency of glint and nothing in glint imports this file; it needs only
+locust and numpy. Multi-vector collections are not covered here (use ``glint loadtest``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from urllib.parse import quote
+
+import numpy as np
+from locust import HttpUser, constant, task
+
+COLLECTION = os.environ.get("GLINT_COLLECTION", "docs")
+API_KEY = os.environ.get("GLINT_API_KEY", "")
+K = int(os.environ.get("GLINT_K", "10"))
+MODE = os.environ.get("GLINT_MODE", "single")
+BATCH = int(os.environ.get("GLINT_BATCH", "32"))
+if MODE not in ("single", "batch"):
+    raise ValueError(f"GLINT_MODE must be 'single' or 'batch', got {MODE!r}")
+
+NPY, NPZ = "application/x-npy", "application/x-npz"  # as in glint.client.models
+BASE = f"/v1/collections/{quote(COLLECTION, safe='')}"
+
+
+class GlintUser(HttpUser):
+    wait_time = constant(0)  # a closed loop: the next request as soon as one is answered
+
+    def on_start(self) -> None:
+        if API_KEY:
+            self.client.headers["Authorization"] = f"Bearer {API_KEY}"
+        response = self.client.get(BASE, name="/v1/collections/[name]")
+        response.raise_for_status()
+        info = response.json()
+        if info.get("multivector"):
+            raise RuntimeError(f"{COLLECTION!r} is multi-vector: use `glint loadtest` instead")
+        self.dim = int(info["dim"])
+        self.rng = np.random.default_rng()
+
+    def _unit(self, n: int) -> np.ndarray:
+        rows = self.rng.standard_normal((n, self.dim)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    @task
+    def search(self) -> None:
+        if MODE == "single":
+            body = {"vector": self._unit(1)[0].tolist(), "k": K}
+            self.client.post(f"{BASE}/search", json=body, name="search")
+            return
+        buf = io.BytesIO()
+        np.save(buf, self._unit(BATCH))
+        self.client.post(
+            f"{BASE}/search/batch",
+            params={"k": K},
+            data=buf.getvalue(),
+            headers={"Content-Type": NPY, "Accept": NPZ},
+            name=f"search/batch x{BATCH} (binary)",
+        )

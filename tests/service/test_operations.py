@@ -1,0 +1,181 @@
+"""Limits, timeouts, request ids, structured logs and metrics of the running service."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from glint.index import build_index
+from glint.index.threads import CoreBudget
+from glint.service.deps import SearchPool
+from glint.service.errors import ServiceError
+from glint.service.observability import JsonFormatter
+
+DIM = 16
+
+
+@pytest.fixture
+def server(tmp_path: Path, data, serve) -> str:
+    build_index(data(300, DIM), "hnsw:m=8,storage=f32", "l2").save(tmp_path / "docs")
+    return serve(index_dirs=[str(tmp_path / "docs")], max_candidates=256)
+
+
+def test_candidate_counts_are_capped(server: str) -> None:
+    url = f"{server}/v1/collections/docs/search"
+    ok = httpx.post(url, json={"vector": [0.0] * DIM, "params": {"ef_search": 256}})
+    assert ok.status_code == 200
+    for body in (
+        {"vector": [0.0] * DIM, "params": {"ef_search": 257}},
+        {"vector": [0.0] * DIM, "params": {"ef_search": 64, "rerank": 10_000}},
+    ):
+        response = httpx.post(url, json=body)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["code"] == "invalid_parameter" and "at most 256" in error["message"]
+        assert error["field"].startswith("params.")
+    batch = httpx.post(
+        f"{server}/v1/collections/docs/search/batch",
+        params={"k": 3, "params": json.dumps({"ef_search": 999})},
+        content=b"",
+        headers={"content-type": "application/json"},
+    )
+    assert batch.status_code in (400, 422)  # an empty JSON body fails before the search
+
+
+def test_request_ids_are_echoed_or_made(server: str) -> None:
+    given = httpx.get(f"{server}/healthz", headers={"x-request-id": "trace-42.a"})
+    assert given.headers["x-request-id"] == "trace-42.a"
+    made = httpx.get(f"{server}/healthz").headers["x-request-id"]
+    assert len(made) == 32 and int(made, 16) >= 0
+    hostile = httpx.get(f"{server}/healthz", headers={"x-request-id": "a b\t{json}"})
+    assert hostile.headers["x-request-id"] != "a b\t{json}"
+    error = httpx.get(f"{server}/v1/collections/nope", headers={"x-request-id": "r-404"})
+    assert error.status_code == 404 and error.headers["x-request-id"] == "r-404"
+
+
+def test_access_log_is_one_json_record_per_request(server: str, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="glint.access")
+    httpx.post(
+        f"{server}/v1/collections/docs/search",
+        json={"vector": [0.0] * DIM},
+        headers={"x-request-id": "req-1"},
+    )
+    # the record is written once the answer has gone out: poll for it, with a bound
+    deadline = time.monotonic() + 10
+    while not (found := [r for r in caplog.records if getattr(r, "request_id", "") == "req-1"]):
+        assert time.monotonic() < deadline, "no access record"
+        time.sleep(0.01)
+    (record,) = found
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "req-1" and line["status"] == 200
+    assert line["route"] == "/v1/collections/{name}/search" and line["collection"] == "docs"
+    assert line["level"] == "info" and line["duration_ms"] > 0 and "ts" in line
+
+
+def test_metrics_cover_requests_errors_and_indices(server: str) -> None:
+    httpx.post(f"{server}/v1/collections/docs/search", json={"vector": [0.0] * DIM})
+    httpx.post(f"{server}/v1/collections/docs/search", json={"vector": [0.0] * 3})
+    text = httpx.get(f"{server}/metrics").text
+    route = 'collection="docs",method="POST",route="/v1/collections/{name}/search"'
+    assert f'glint_requests_total{{{route},status="200"}} 1.0' in text
+    assert f'glint_request_errors_total{{{route},status="400"}} 1.0' in text
+    buckets = [line for line in text.splitlines() if line.startswith("glint_request_seconds_b")]
+    assert any('route="/v1/collections/{name}/search"' in b and 'le="0.001"' in b for b in buckets)
+    assert 'glint_queries_total{collection="docs"} 1.0' in text
+    assert "glint_collections_loaded 1.0" in text
+    assert "glint_requests_in_flight 1.0" in text  # the scrape itself
+    for gauge in ("glint_index_memory_bytes", "glint_index_disk_bytes", "glint_index_vectors"):
+        assert f'{gauge}{{collection="docs"}}' in text
+    assert "glint_search_timeouts_total 0.0" in text
+
+
+class Gate:
+    """A stand-in index whose searches wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.finished = threading.Event()
+
+    def search(self, queries, k, *, threads, **params):
+        self.started.set()
+        assert self.release.wait(30)
+        self.finished.set()
+        return k
+
+
+def test_a_search_over_the_timeout_gets_503_and_its_slot_back() -> None:
+    gate = Gate()
+    timeouts: list[int] = []
+    pool = SearchPool(
+        anyio.CapacityLimiter(1), CoreBudget(1), timeout=0.2, on_timeout=lambda: timeouts.append(1)
+    )
+
+    async def main() -> None:
+        with pytest.raises(ServiceError) as info:
+            await pool.search(gate, None, 5, {}, 1)
+        assert info.value.status == 503 and info.value.code == "timeout"
+        assert "did not finish within the request timeout of 0.2 s" in info.value.message
+        # the abandoned search still holds the only slot: a second request waits, then gives up
+        assert pool.limiter.borrowed_tokens == 1
+        with pytest.raises(ServiceError, match="no search worker became free"):
+            await pool.search(gate, None, 5, {}, 1)
+        gate.release.set()
+        deadline = anyio.current_time() + 30
+        while pool.limiter.borrowed_tokens:  # the slot comes back when the thread ends
+            assert anyio.current_time() < deadline
+            await anyio.sleep(0.01)
+        assert await pool.search(gate, None, 7, {}, 1) == 7
+
+    anyio.run(main)
+    assert gate.finished.is_set() and len(timeouts) == 2
+
+
+def test_searches_within_the_timeout_are_untouched() -> None:
+    class Quick:
+        def search(self, queries, k, *, threads, **params):
+            return (k, threads, params)
+
+    pool = SearchPool(anyio.CapacityLimiter(2), CoreBudget(2), timeout=30, max_candidates=100)
+    assert anyio.run(pool.search, Quick(), None, 3, {"ef_search": 100}, 2) == (
+        3,
+        2,
+        {"ef_search": 100},
+    )
+    with pytest.raises(ServiceError, match="parameter 'candidates': must be at most 100"):
+        anyio.run(pool.search, Quick(), None, 3, {"candidates": 101}, 2)
+
+
+def test_timeout_answer_through_the_server(tmp_path: Path, data, serve, monkeypatch) -> None:
+    """A slow search answers 503 ``timeout`` with the envelope, and the server keeps serving."""
+    build_index(data(100, DIM), "flat", "l2").save(tmp_path / "docs")
+    url = serve(index_dirs=[str(tmp_path / "docs")], request_timeout_s=0.3)
+    from glint.index.flat import FlatIndex
+
+    real = FlatIndex.search
+    release = threading.Event()
+
+    def slow(self, queries, k=10, **kw):
+        if queries.shape[0] == 3:  # only the batch of three waits
+            release.wait(30)
+        return real(self, queries, k, **kw)
+
+    monkeypatch.setattr(FlatIndex, "search", slow)
+    started = time.perf_counter()
+    response = httpx.post(
+        f"{url}/v1/collections/docs/search/batch", json={"vectors": [[0.0] * DIM] * 3}
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "timeout"
+    assert time.perf_counter() - started < 10
+    release.set()
+    ok = httpx.post(f"{url}/v1/collections/docs/search", json={"vector": [0.0] * DIM})
+    assert ok.status_code == 200
+    assert "glint_search_timeouts_total 1.0" in httpx.get(f"{url}/metrics").text
