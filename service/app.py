@@ -86,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (health, collections, search, admin):
         app.include_router(module.router)
+    # the hot single-query route, matched before FastAPI's own (which documents it)
+    app.router.routes.insert(0, search.fast_search_route())
     return app
 
 

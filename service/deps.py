@@ -180,7 +180,7 @@ async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def _authorize(request: Request, needed: Role) -> Role | None:
+def authorize(request: Request, needed: Role) -> Role | None:
     ring: KeyRing = request.app.state.keys
     if not ring.enabled:
         return None
@@ -197,11 +197,11 @@ def _authorize(request: Request, needed: Role) -> Role | None:
 
 
 async def require_read(request: Request) -> Role | None:
-    return _authorize(request, "read")
+    return authorize(request, "read")
 
 
 async def require_admin(request: Request) -> Role | None:
-    return _authorize(request, "admin")
+    return authorize(request, "admin")
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]

@@ -12,6 +12,8 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from glint.client.models import (
     NPY_MEDIA_TYPE,
@@ -26,7 +28,17 @@ from glint.client.models import (
 from glint.index import Index, InputError, SearchResult, TokenSets
 from glint.index.multivec import as_token_sets
 
-from ..deps import MetricsDep, Pool, ReadKey, RegistryDep, SearchPool, ServiceDep, SettingsDep
+from ..deps import (
+    MetricsDep,
+    Pool,
+    ReadKey,
+    RegistryDep,
+    SearchPool,
+    Service,
+    ServiceDep,
+    SettingsDep,
+    authorize,
+)
 from ..errors import ServiceError
 from ..settings import Settings
 
@@ -128,8 +140,34 @@ def _parse_body(model: type[M], body: bytes) -> M:
 )
 async def search(name: str, request: Request, service: ServiceDep, _: ReadKey) -> Response:
     """Nearest neighbours of one query vector (or one token matrix for multi-vector)."""
-    # The hot route: one dependency for the service's parts and the body parsed from bytes
-    # keep FastAPI's per-request work small (REST latency is in-process latency + ~1 ms).
+    return await search_one(name, request, service)
+
+
+class FastRoute(Route):
+    """A Starlette route that records itself in the scope as FastAPI's routes do, so the
+    metrics and access log label it by its path template."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE:
+            child["route"] = self
+        return match, child
+
+
+def fast_search_route() -> FastRoute:
+    return FastRoute("/v1/collections/{name}/search", fast_search, methods=["POST"])
+
+
+async def fast_search(request: Request) -> Response:
+    """The same route as :func:`search`, as a plain Starlette endpoint that the app matches
+    first. FastAPI's per-request machinery (dependency solving, parameter validation) costs
+    about a fifth of a millisecond, which a single query's latency cannot spare; the FastAPI
+    route above still describes the route in the OpenAPI schema."""
+    authorize(request, "read")
+    return await search_one(request.path_params["name"], request, request.app.state.service)
+
+
+async def search_one(name: str, request: Request, service: Service) -> Response:
     body = _parse_body(SearchRequest, await request.body())
     registry, settings, pool, metrics = (
         service.registry,
