@@ -99,17 +99,21 @@ def serving(
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
-        while True:
+        # Each worker answers /readyz for itself, and each new connection may reach any of
+        # them: wait for a run of ready answers on fresh connections.
+        wanted, streak = 1 if workers == 1 else 20 * workers, 0
+        while streak < wanted:
             if proc.poll() is not None:
                 raise RuntimeError(f"glint serve exited: {log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
+                ready = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
+                ready = False
+            streak = streak + 1 if ready else 0
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} not ready after {timeout} s")
-            time.sleep(0.1)
+            if not ready:
+                time.sleep(0.1)
         yield url, proc
     finally:
         proc.send_signal(signal.SIGTERM)
