@@ -183,7 +183,8 @@ def _check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         if not isinstance(key, str):
             raise ValueError(f"params keys must be strings, got {key!r}")
     try:
-        json.dumps(out, allow_nan=False)
+        json.dumps(out, allow_nan=False)  # refuses NaN and inf, which orjson would send as null
+        _encode_json(out)  # and what orjson cannot write (non-string keys, huge integers)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"params must be JSON-serialisable: {exc}") from None
     return out

@@ -49,11 +49,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry.expect([name for name, _ in targets])
 
         def load_all() -> None:
-            # The server answers /healthz at once; /readyz says 503 until every index is in.
+            # The server answers /healthz at once; /readyz says 503 until every index is in
+            # (see routes/health.py: readiness is worked out on each call).
             loaded = [registry.load_at_start(name, path) for name, path in targets]
-            app.state.ready = all(loaded)
             names = ", ".join(registry.names()) or "none"
-            if app.state.ready:
+            if all(loaded):
                 log.info("ready: %d collection(s): %s", len(registry.names()), names)
             else:
                 log.error("not ready: %d index(es) failed to load", loaded.count(False))
@@ -63,8 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            app.state.ready = False
-            loader.join()
+            app.state.stopping = True
+            await anyio.to_thread.run_sync(loader.join)  # a load under way ends first
             registry.close()
 
     app = FastAPI(
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = keys
     app.state.registry = Registry(verify=settings.verify_checksums)
     app.state.metrics = Metrics()
-    app.state.ready = False
+    app.state.stopping = False
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # added last, so outermost: it times and logs every answer, the body limit's 413s included

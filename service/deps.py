@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
@@ -9,7 +10,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
-import anyio.from_thread
 import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import Depends, Request
@@ -76,8 +76,13 @@ class SearchPool:
             return
         for key in CANDIDATE_PARAMS:
             value = params.get(key)
-            is_int = isinstance(value, int) and not isinstance(value, bool)
-            if is_int and value > self.max_candidates:
+            if value is None or isinstance(value, bool):
+                continue
+            try:  # as the index's parser will read it: "16384" and 16384.0 count too
+                number = float(value)
+            except (TypeError, ValueError):
+                continue  # not a number: the index refuses it with its own message
+            if number > self.max_candidates:
                 raise ServiceError(
                     422,
                     "invalid_parameter",
@@ -91,16 +96,21 @@ class SearchPool:
         """``index.search`` with up to ``threads`` cores, whatever of them are free."""
         self.check_params(params)
 
-        def work() -> SearchResult:
+        def work(still_wanted: Callable[[], bool]) -> SearchResult | None:
             with self.cores.take(threads) as got:
+                if not still_wanted():  # timed out while waiting for cores: skip the work
+                    return None
                 return index.search(queries, k, threads=got, **params)
 
-        return await self._run(work)
+        return await self._run(work)  # type: ignore[return-value]
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(fn, *args)
+        return await self._run(lambda _: fn(*args))
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def _run(self, fn: Callable[[Callable[[], bool]], T]) -> T:
+        """Run ``fn(still_wanted)`` on a pool thread; ``still_wanted()`` turns False once the
+        request has stopped waiting for it."""
+        loop = asyncio.get_running_loop()
         deadline = None if self.timeout is None else anyio.current_time() + self.timeout
         token = object()
         acquired = False
@@ -120,15 +130,15 @@ class SearchPool:
                     return None  # given up before it began: the task released the slot
                 state["started"] = True
             try:
-                return fn(*args)
+                return fn(lambda: not state["abandoned"])
             finally:
                 with lock:
                     state["finished"] = True
                     release_here = state["abandoned"]
-                if release_here:
-                    # RuntimeError: the event loop has gone (shutdown), nothing to release
+                if release_here:  # without waiting: the loop may be stopping
+                    # RuntimeError: the event loop is closed (shutdown), nothing to release
                     with contextlib.suppress(RuntimeError):
-                        anyio.from_thread.run_sync(self.limiter.release_on_behalf_of, token)
+                        loop.call_soon_threadsafe(self.limiter.release_on_behalf_of, token)
 
         remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
         try:

@@ -22,6 +22,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import error_response
+
 __all__ = [
     "JsonFormatter",
     "Metrics",
@@ -34,6 +36,8 @@ _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2
 _REQUEST_ID = contextvars.ContextVar[str]("glint_request_id", default="")
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("glint.access")
+errors_log = logging.getLogger("glint.service.errors")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def current_request_id() -> str:
@@ -122,10 +126,12 @@ class ObservabilityMiddleware:
         status = 500
         header = (b"x-request-id", request_id.encode())
 
+        status_sent = False
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, status_sent
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, status_sent = message["status"], True
                 message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
@@ -133,6 +139,20 @@ class ObservabilityMiddleware:
         self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here rather than by Starlette's outer error middleware, so the 500
+            # carries the request id, and so does its log record.
+            errors_log.exception(
+                "unhandled error on %s %r",
+                scope["method"],
+                scope.get("path"),
+                extra={"request_id": request_id},
+            )
+            if status_sent:
+                raise
+            await error_response(500, "internal", "internal server error")(
+                scope, receive, send_with_id
+            )
         finally:
             seconds = time.perf_counter() - started
             self.metrics.in_flight.dec()
@@ -144,15 +164,16 @@ class ObservabilityMiddleware:
         name = scope.get("path_params", {}).get("name", "")
         # only loaded collections become label values: unknown names must not grow the set
         collection = name if name and name in self.collections() else ""
-        labels = (scope["method"], route, collection)
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        labels = (method, route, collection)
         self.metrics.latency.labels(*labels).observe(seconds)
         self.metrics.requests.labels(*labels, str(status)).inc()
         if status >= 400:
             self.metrics.errors.labels(*labels, str(status)).inc()
         client = scope.get("client")
         access_log.info(
-            "%s %s %d",
-            scope["method"],
+            "%s %r %d",  # %r: a decoded path may hold control characters
+            method,
             scope.get("path", ""),
             status,
             extra={

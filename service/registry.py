@@ -134,12 +134,20 @@ class Registry:
         with self._lock:
             return dict(self._failed)
 
+    def settled(self) -> bool:
+        """No start-up load is pending and none has failed (or it was loaded since)."""
+        with self._lock:
+            return not self._pending and not self._failed
+
     def get(self, name: str) -> Collection:
         collection = self._collections.get(name)
         if collection is not None:
             return collection
         with self._lock:
+            collection = self._collections.get(name)  # it may have just been installed
             pending, failure = name in self._pending, self._failed.get(name)
+        if collection is not None:
+            return collection
         if pending:
             raise ServiceError(503, "unavailable", f"collection {name!r} is still loading", "name")
         if failure is not None:
@@ -152,8 +160,12 @@ class Registry:
         )
 
     @contextmanager
-    def _claim(self, name: str, action: str) -> Iterator[None]:
+    def _claim(self, name: str, action: str, *, startup: bool = False) -> Iterator[None]:
         with self._lock:
+            if name in self._pending and not startup:
+                raise ServiceError(
+                    409, "conflict", f"collection {name!r} is still loading at start-up", "name"
+                )
             if name in self._busy:
                 raise ServiceError(
                     409, "conflict", f"collection {name!r} is busy ({self._busy[name]})", "name"
@@ -173,7 +185,7 @@ class Registry:
     def load_at_start(self, name: str, path: Path) -> bool:
         """A start-up load: on failure the reason is kept (``/readyz`` shows it) and logged."""
         try:
-            self.load(name, path)
+            self.load(name, path, startup=True)
             return True
         except ServiceError as exc:
             with self._lock:
@@ -184,9 +196,11 @@ class Registry:
             with self._lock:
                 self._pending.discard(name)
 
-    def load(self, name: str, path: Path, *, new: bool = False) -> Collection:
+    def load(
+        self, name: str, path: Path, *, new: bool = False, startup: bool = False
+    ) -> Collection:
         """Load ``path`` and install it as ``name``; with ``new``, ``name`` must not exist."""
-        with self._claim(name, f"loading {path}"):
+        with self._claim(name, f"loading {path}", startup=startup):
             if new and name in self._collections:
                 raise ServiceError(
                     409, "conflict", f"collection {name!r} exists; use reload", "name"

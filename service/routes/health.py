@@ -15,10 +15,13 @@ router = APIRouter(tags=["health"])
 
 
 def _health(request: Request, registry: Registry) -> tuple[bool, Health]:
-    ready = bool(getattr(request.app.state, "ready", False))
+    """Worked out on each call: ready once no start-up load is pending or failed (a failed
+    one that an admin ``load`` has since brought in counts as done), until shutdown."""
     failed = registry.failed()
     busy = registry.busy()
-    status = "ok" if ready else ("unavailable" if failed else "loading")
+    stopping = bool(getattr(request.app.state, "stopping", False))
+    ready = registry.settled() and not stopping
+    status = "ok" if ready else ("unavailable" if failed or stopping else "loading")
     body = Health(status=status, collections=len(registry.names()), loading=busy, failed=failed)
     return ready, body
 

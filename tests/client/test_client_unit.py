@@ -666,3 +666,9 @@ def test_bad_admin_path(untouched: Any) -> None:
         untouched.load("docs", "")
     with pytest.raises(ValueError, match="path"):
         untouched.reload("docs", 42)
+
+
+@pytest.mark.parametrize("params", [{"x": {1: 2}}, {"big": 1 << 70}, {"nan": float("nan")}])
+def test_params_the_wire_cannot_carry_are_refused_before_sending(params: dict) -> None:
+    with Client("http://127.0.0.1:9") as client, pytest.raises(ValueError, match="params"):
+        client.search("docs", [0.0, 1.0], params=params)

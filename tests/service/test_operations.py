@@ -174,8 +174,53 @@ def test_timeout_answer_through_the_server(tmp_path: Path, data, serve, monkeypa
     )
     assert response.status_code == 503, response.text
     assert response.json()["error"]["code"] == "timeout"
+    assert response.headers["retry-after"] == "1"
     assert time.perf_counter() - started < 10
     release.set()
     ok = httpx.post(f"{url}/v1/collections/docs/search", json={"vector": [0.0] * DIM})
     assert ok.status_code == 200
     assert "glint_search_timeouts_total 1.0" in httpx.get(f"{url}/metrics").text
+
+
+def test_candidate_cap_counts_numbers_in_any_form(server: str) -> None:
+    """The index's parser reads "999" and 999.0 as 999, so the cap must too."""
+    url = f"{server}/v1/collections/docs/search"
+    for value in ("999", 999.0, "2.6e2"):
+        body = {"vector": [0.0] * DIM, "params": {"ef_search": value}}
+        response = httpx.post(url, json=body)
+        assert response.status_code == 422, (value, response.text)
+        assert "at most 256" in response.json()["error"]["message"]
+
+
+def test_unhandled_errors_keep_the_request_id(tmp_path: Path, data, caplog) -> None:
+    """A 500 (a bug, not bad input) still answers with the envelope and the request id, and
+    its log record carries the id."""
+    from glint.service.app import create_app
+    from glint.service.settings import Settings
+
+    from ..conftest import ServerThread
+
+    build_index(data(50, DIM), "flat", "l2").save(tmp_path / "docs")
+    app = create_app(Settings(index_dirs=[str(tmp_path / "docs")]))
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/boom", boom)
+    server = ServerThread(app)
+    url = server.start()
+    try:
+        caplog.set_level(logging.ERROR, logger="glint.service.errors")
+        response = httpx.get(f"{url}/boom", headers={"x-request-id": "bug-1"})
+        assert response.status_code == 500
+        assert response.headers["x-request-id"] == "bug-1"
+        assert response.json()["error"] == {
+            "code": "internal",
+            "message": "internal server error",
+            "field": None,
+        }
+        (record,) = [r for r in caplog.records if r.name == "glint.service.errors"]
+        assert json.loads(JsonFormatter().format(record))["request_id"] == "bug-1"
+        assert httpx.get(f"{url}/healthz").status_code == 200  # and it keeps serving
+    finally:
+        server.stop()

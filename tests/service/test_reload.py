@@ -171,6 +171,11 @@ def test_readyz_during_startup_load(two_indices, serve, monkeypatch) -> None:
     }
     early = httpx.post(f"{url}/v1/collections/docs/search", json={"vector": base[0].tolist()})
     assert early.status_code == 503 and "still loading" in early.json()["error"]["message"]
+    for method, route in (("POST", "load"), ("POST", "reload")):
+        admin = httpx.request(method, f"{url}/v1/collections/docs/{route}", json={"path": str(a)})
+        assert admin.status_code in (409, 503), admin.text  # never raced past the start-up load
+    unload = httpx.delete(f"{url}/v1/collections/docs")
+    assert unload.status_code == 409 and "start-up" in unload.json()["error"]["message"]
     release.set()
     _poll(lambda: httpx.get(f"{url}/readyz").status_code == 200)
     assert httpx.get(f"{url}/readyz").json()["loading"] == []
@@ -192,6 +197,11 @@ def test_readyz_reports_a_failed_startup_load(two_indices, tmp_path: Path, serve
     assert search.status_code == 503 and "failed to load" in search.json()["error"]["message"]
     ok = httpx.post(f"{url}/v1/collections/ok/search", json={"vector": [0.0] * DIM})
     assert ok.status_code == 200  # the healthy collection serves regardless
+    # an admin brings the failed collection in from a good copy: the server is ready again
+    with Client(url) as admin:
+        assert admin.load("docs", a).path == str(a)
+    ready = httpx.get(f"{url}/readyz")
+    assert ready.status_code == 200 and ready.json()["failed"] == {}
 
 
 def test_swap_in_progress_keeps_serving_and_refuses_a_second(
