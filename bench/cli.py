@@ -238,14 +238,11 @@ def _multivec(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _service(args: argparse.Namespace, argv: list[str]) -> int:
+    from glint.loadtest.cli import parse_param
+
     from .service import ServiceOptions, markdown, run_service, write_results
 
-    params: dict[str, object] = {}
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
-        params[key] = int(value) if value.lstrip("-").isdigit() else value
+    params = dict(parse_param(item) for item in args.param)
     opts = ServiceOptions(
         dataset=args.dataset,
         out=args.out,

@@ -21,24 +21,23 @@ __all__ = ["add_loadtest_command", "cmd_loadtest", "parse_param"]
 log = logging.getLogger("glint.loadtest")
 
 
-def _positive_int(text: str) -> int:
+def _int(text: str, *, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < minimum:
+        need = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        raise argparse.ArgumentTypeError(f"{need}, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int(text, minimum=1)
 
 
 def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
-    return value
+    return _int(text, minimum=0)
 
 
 def _seconds(text: str, *, allow_zero: bool) -> float:

@@ -26,13 +26,11 @@ from .settings import Settings
 __all__ = [
     "AdminKey",
     "MetricsDep",
-    "Pool",
     "ReadKey",
     "RegistryDep",
     "SearchPool",
     "Service",
     "ServiceDep",
-    "SettingsDep",
 ]
 
 T = TypeVar("T")
@@ -40,6 +38,8 @@ T = TypeVar("T")
 
 #: Search parameters that set how many candidates a query examines; ``max_candidates`` caps them.
 CANDIDATE_PARAMS = ("ef_search", "rerank", "rerank_k", "candidates")
+#: Names ``index.search`` takes itself: as search parameters they would collide with them.
+RESERVED_PARAMS = ("queries", "k", "threads")
 
 
 class SearchPool:
@@ -71,7 +71,17 @@ class SearchPool:
         self._on_timeout = on_timeout
 
     def check_params(self, params: dict[str, Any]) -> None:
-        """Refuse candidate counts over the limit (the index checks everything else)."""
+        """Refuse parameters that collide with ``index.search``'s own arguments and candidate
+        counts over the limit (the index checks everything else)."""
+        for key in RESERVED_PARAMS:
+            if key in params:
+                raise ServiceError(
+                    400,
+                    "invalid_parameter",
+                    f"unknown search parameter {key!r}: k and the queries are fields of the "
+                    "request, and the server sets the threads",
+                    "params",
+                )
         if self.max_candidates is None:
             return
         for key in CANDIDATE_PARAMS:
@@ -174,16 +184,8 @@ async def get_service(request: Request) -> Service:
     return request.app.state.service  # type: ignore[no-any-return]
 
 
-async def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
-
-
 async def get_registry(request: Request) -> Registry:
     return request.app.state.registry  # type: ignore[no-any-return]
-
-
-async def get_pool(request: Request) -> SearchPool:
-    return request.app.state.pool  # type: ignore[no-any-return]
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -215,9 +217,7 @@ async def require_admin(request: Request) -> Role | None:
 
 
 ServiceDep = Annotated[Service, Depends(get_service)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
-Pool = Annotated[SearchPool, Depends(get_pool)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ReadKey = Annotated[Role | None, Depends(require_read)]
 AdminKey = Annotated[Role | None, Depends(require_admin)]

@@ -12,11 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from glint.client.models import CollectionInfo, ErrorResponse
 
-from ..deps import AdminKey, MetricsDep, RegistryDep, SettingsDep
+from ..deps import AdminKey, Service, ServiceDep
 from ..errors import ServiceError
-from ..observability import Metrics
-from ..registry import parse_index_arg
-from ..settings import Settings
+from ..registry import Registry, parse_index_arg
 
 router = APIRouter(prefix="/v1/collections", tags=["admin"])
 _ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)}
@@ -28,74 +26,53 @@ class LoadRequest(BaseModel):
     path: str = Field(min_length=1, description="Index directory on the server's filesystem.")
 
 
-def _single_process(settings: Settings) -> None:
-    """Admin changes reach only the worker that answers; with several workers they would
-    leave the workers serving different indices, so they are refused."""
-    if settings.workers > 1:
+async def _admin(service: Service, action: str, change: Callable[[Registry], T]) -> T:
+    """Run a registry change off the event loop and count its outcome.
+
+    Admin changes reach only the worker that answers; with several workers they would leave
+    the workers serving different indices, so they are refused."""
+    if service.settings.workers > 1:
         raise ServiceError(
             409,
             "conflict",
-            f"admin routes need a single worker (this server runs {settings.workers}); "
+            f"admin routes need a single worker (this server runs {service.settings.workers}); "
             "change the served directories and restart instead",
         )
-
-
-async def _admin(metrics: Metrics, name: str, action: str, fn: Callable[[], T]) -> T:
-    """Run a registry change off the event loop and count its outcome."""
     try:
-        result = await anyio.to_thread.run_sync(fn)
+        result = await anyio.to_thread.run_sync(change, service.registry)
     except ServiceError as exc:
-        metrics.admin.labels(action, exc.code).inc()
+        service.metrics.admin.labels(action, exc.code).inc()
         raise
-    metrics.admin.labels(action, "ok").inc()
+    service.metrics.admin.labels(action, "ok").inc()
     return result
 
 
 @router.post("/{name}/load", response_model=CollectionInfo, responses=_ERRORS)
-async def load(
-    name: str,
-    body: LoadRequest,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    _: AdminKey,
-) -> CollectionInfo:
+async def load(name: str, body: LoadRequest, service: ServiceDep, _: AdminKey) -> CollectionInfo:
     """Load the index at ``path`` as a new collection ``name`` (checksums verified, a test
     search, warmed) before it answers queries."""
-    _single_process(settings)
     try:
         parse_index_arg(f"{name}=.")  # the same name rules as `glint serve NAME=DIR`
     except ValueError as exc:
         raise ServiceError(422, "invalid_request", str(exc), "name") from None
     path = Path(body.path)
-    collection = await _admin(metrics, name, "load", lambda: registry.load(name, path, new=True))
+    collection = await _admin(service, "load", lambda r: r.load(name, path, new=True))
     return collection.info()
 
 
 @router.post("/{name}/reload", response_model=CollectionInfo, responses=_ERRORS)
-async def reload(
-    name: str,
-    body: LoadRequest,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    metrics: MetricsDep,
-    _: AdminKey,
-) -> CollectionInfo:
+async def reload(name: str, body: LoadRequest, service: ServiceDep, _: AdminKey) -> CollectionInfo:
     """Swap collection ``name`` to the index at ``path``: load it, verify it (checksums,
     same dimension, a test search), warm it, then switch in one step. Searches in flight
     finish on the old index and none fails. If the new index cannot be used, the old one
     keeps serving and the error says why."""
-    _single_process(settings)
     path = Path(body.path)
-    collection = await _admin(metrics, name, "reload", lambda: registry.replace(name, path))
+    collection = await _admin(service, "reload", lambda r: r.replace(name, path))
     return collection.info()
 
 
 @router.delete("/{name}", status_code=204, responses=_ERRORS)
-async def unload(
-    name: str, registry: RegistryDep, settings: SettingsDep, metrics: MetricsDep, _: AdminKey
-) -> Response:
+async def unload(name: str, service: ServiceDep, _: AdminKey) -> Response:
     """Stop serving collection ``name``; searches in flight on it finish first."""
-    _single_process(settings)
-    await _admin(metrics, name, "unload", lambda: registry.unload(name))
+    await _admin(service, "unload", lambda r: r.unload(name))
     return Response(status_code=204)

@@ -28,17 +28,7 @@ from glint.client.models import (
 from glint.index import Index, InputError, SearchResult, TokenSets
 from glint.index.multivec import as_token_sets
 
-from ..deps import (
-    MetricsDep,
-    Pool,
-    ReadKey,
-    RegistryDep,
-    SearchPool,
-    Service,
-    ServiceDep,
-    SettingsDep,
-    authorize,
-)
+from ..deps import ReadKey, SearchPool, Service, ServiceDep, authorize
 from ..errors import ServiceError
 from ..settings import Settings
 
@@ -69,22 +59,6 @@ def _as_matrix(values: Any, field: str) -> np.ndarray:
         ) from None
 
 
-#: Names ``index.search`` takes itself: as search parameters they would collide with them.
-_RESERVED_PARAMS = ("queries", "k", "threads")
-
-
-def _check_params(params: dict[str, Any]) -> None:
-    for key in _RESERVED_PARAMS:
-        if key in params:
-            raise ServiceError(
-                400,
-                "invalid_parameter",
-                f"unknown search parameter {key!r}: k and the queries are fields of the "
-                "request, and the server sets the threads",
-                "params",
-            )
-
-
 async def _run_search(
     pool: SearchPool,
     index: Index,
@@ -94,7 +68,6 @@ async def _run_search(
     threads: int,
     field: str,
 ) -> tuple[SearchResult, float]:
-    _check_params(params)
     started = time.perf_counter()
     result = await pool.search(index, queries, k, params, threads)
     took = (time.perf_counter() - started) * 1000.0
@@ -169,14 +142,8 @@ async def fast_search(request: Request) -> Response:
 
 async def search_one(name: str, request: Request, service: Service) -> Response:
     body = _parse_body(SearchRequest, await request.body())
-    registry, settings, pool, metrics = (
-        service.registry,
-        service.settings,
-        service.pool,
-        service.metrics,
-    )
-    index = registry.get(name).index
-    k = _check_k(body.k, settings)
+    index = service.registry.get(name).index
+    k = _check_k(body.k, service.settings)
     if index.multivector and body.vectors is None:
         raise ServiceError(
             422,
@@ -194,14 +161,14 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
         )
     field = "vectors" if index.multivector else "vector"
     query = _as_matrix(body.vectors if index.multivector else body.vector, field)
-    result, took = await _run_search(pool, index, query, k, body.params, 1, field)
-    metrics.queries.labels(name).inc()
+    result, took = await _run_search(service.pool, index, query, k, body.params, 1, field)
+    service.metrics.queries.labels(name).inc()
     keep = result.ids[0] >= 0
     ids = result.ids[0][keep].tolist()
     scores = result.scores[0][keep].tolist()
     payloads: dict[int, Any] = {}
     if "payload" in body.include and index.has_payloads:
-        payloads = await pool.call(index.payloads, ids)
+        payloads = await service.pool.call(index.payloads, ids)
     hits = [Hit(id=i, score=s, payload=payloads.get(i)) for i, s in zip(ids, scores, strict=True)]
     answer = SearchResponse(
         hits=hits, metric=index.metric, larger_is_better=index.larger_is_better, took_ms=took
@@ -286,10 +253,7 @@ _BATCH_OPENAPI: dict[str, Any] = {
 async def search_batch(
     name: str,
     request: Request,
-    registry: RegistryDep,
-    settings: SettingsDep,
-    pool: Pool,
-    metrics: MetricsDep,
+    service: ServiceDep,
     _: ReadKey,
     k: int | None = Query(default=None, ge=1, description="Hits per query (binary bodies)."),
     params: str | None = Query(default=None, description="Search parameters as a JSON object."),
@@ -298,7 +262,8 @@ async def search_batch(
     float32 [nq, dim] body, or for a multi-vector collection an ``application/x-npz`` body
     with ``tokens`` and ``offsets``; answers ``.npz`` when the client accepts
     ``application/x-npz``."""
-    index = registry.get(name).index
+    settings = service.settings
+    index = service.registry.get(name).index
     body = await request.body()  # bounded by BodyLimitMiddleware
     media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     queries: Any
@@ -357,9 +322,9 @@ async def search_batch(
         )
     k_value = _check_k(k_value, settings)
     result, took = await _run_search(
-        pool, index, queries, k_value, search_params, settings.batch_threads, field
+        service.pool, index, queries, k_value, search_params, settings.batch_threads, field
     )
-    metrics.queries.labels(name).inc(nq)
+    service.metrics.queries.labels(name).inc(nq)
     headers = {"X-Glint-Metric": index.metric, "X-Glint-Took-Ms": f"{took:.3f}"}
     if NPZ_MEDIA_TYPE in request.headers.get("accept", ""):
         out = io.BytesIO()

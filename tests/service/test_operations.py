@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import httpx
+import numpy as np
 import pytest
 
 from glint.index import build_index
@@ -40,13 +42,16 @@ def test_candidate_counts_are_capped(server: str) -> None:
         error = response.json()["error"]
         assert error["code"] == "invalid_parameter" and "at most 256" in error["message"]
         assert error["field"].startswith("params.")
+    body = io.BytesIO()
+    np.save(body, np.zeros((2, DIM), dtype=np.float32))
     batch = httpx.post(
         f"{server}/v1/collections/docs/search/batch",
         params={"k": 3, "params": json.dumps({"ef_search": 999})},
-        content=b"",
-        headers={"content-type": "application/json"},
+        content=body.getvalue(),
+        headers={"content-type": "application/x-npy"},
     )
-    assert batch.status_code in (400, 422)  # an empty JSON body fails before the search
+    assert batch.status_code == 422, batch.text
+    assert batch.json()["error"]["field"] == "params.ef_search"
 
 
 def test_request_ids_are_echoed_or_made(server: str) -> None:
