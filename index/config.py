@@ -146,7 +146,8 @@ class MuveraConfig(IndexConfig):
     (or ``final_dim`` after a count sketch), searched by the single-vector ``inner`` index;
     the ``candidates`` it finds are re-ranked by exact Chamfer/MaxSim on the stored tokens
     (``tokens`` storage). ``dim_proj=0`` keeps the tokens' own dimensions (no projection);
-    ``pool_factor`` > 1 clusters each document's tokens (Ward) and stores the cluster means.
+    ``pool_factor`` > 1 clusters each document's tokens (Ward) and stores the cluster means
+    (the FDEs are still encoded from every input token).
     """
 
     kind: ClassVar[str] = "muvera"

@@ -144,7 +144,9 @@ class MuveraIndex(Index):
         params = fde_params(config, docs.dim)
         encoder = FDEEncoder(params)
         started = time.perf_counter()
-        fdes = encoder.encode_documents(stored.tokens, stored.offsets, threads=threads)
+        # The FDEs come from every input token, pooled or not: the FDE has the same size
+        # either way, and the unpooled one finds candidates closer to the true Chamfer order.
+        fdes = encoder.encode_documents(docs.tokens, docs.offsets, threads=threads)
         timings["encode_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         inner = build_index(fdes, config.inner, "ip", threads=threads, progress=progress)

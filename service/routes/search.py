@@ -25,7 +25,7 @@ from glint.client.models import (
     SearchRequest,
     SearchResponse,
 )
-from glint.index import Index, InputError, SearchResult, TokenSets
+from glint.index import DimensionError, Index, InputError, SearchResult, TokenSets
 from glint.index.multivec import as_token_sets
 
 from ..deps import ReadKey, SearchPool, Service, ServiceDep, authorize
@@ -69,7 +69,10 @@ async def _run_search(
     field: str,
 ) -> tuple[SearchResult, float]:
     started = time.perf_counter()
-    result = await pool.search(index, queries, k, params, threads)
+    try:
+        result = await pool.search(index, queries, k, params, threads)
+    except DimensionError as exc:  # named after the request's field, not a fixed one
+        raise ServiceError(400, "dimension_mismatch", str(exc), field) from None
     took = (time.perf_counter() - started) * 1000.0
     # Finite float32 queries can still overflow the score arithmetic (a squared distance past
     # float32's range); such a score is no number a response can carry, so the query is refused.

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from glint.bench.cli import main
-from glint.bench.multivec import markdown, recall_at_10
+from glint.bench.multivec import _stored_tokens, markdown, recall_at_10
+from glint.index import TokenSets, build_index
+from glint.index.multivec import pool_tokens
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAVE_PEER = importlib.util.find_spec("muvera_fde") is not None
@@ -60,8 +62,26 @@ def test_multivec_run_and_report(tmp_path: Path, multivec, multivec_queries, cha
     assert hnsw["points"][0]["params"] == {"candidates": 10, "ef_search": 10}
     assert hnsw["points"][-1]["recall_at_10"] >= 0.95
     assert pooled["memory"]["stored_tokens"] < hnsw["memory"]["stored_tokens"]
+    # Brute force over the stored tokens: LVQ-8 tokens rank almost as float32 ones do.
+    assert hnsw["stored_exact"]["queries"] == 10
+    assert hnsw["stored_exact"]["recall_at_10"] >= 0.95
+    assert 0.0 < pooled["stored_exact"]["recall_at_10"] <= 1.0
     text = md.read_text()
     assert text == markdown(results)
     assert "FDE quality at equal candidates" in text and "Memory per document" in text
+    assert "exact over stored tokens" in text
     if HAVE_MATPLOTLIB:
         assert (tmp_path / "mv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stored_tokens_decode_what_the_index_holds(multivec) -> None:
+    docs = TokenSets(*multivec(60, 16, seed=53))
+    spec = "muvera:k_sim=2,dim_proj=8,r_reps=2,pool_factor=2,inner=(flat)"
+    exact = build_index(docs, spec.replace("muvera:", "muvera:tokens=f32,"), "ip")
+    stored = _stored_tokens(exact)
+    pooled = pool_tokens(docs, 2)
+    np.testing.assert_array_equal(stored.offsets, pooled.offsets)
+    np.testing.assert_array_equal(stored.tokens, pooled.tokens)
+    # LVQ-8 tokens decode (mean added back) to within their quantisation step.
+    lvq = build_index(docs, spec.replace("muvera:", "muvera:tokens=lvq8,"), "ip")
+    np.testing.assert_allclose(_stored_tokens(lvq).tokens, pooled.tokens, atol=0.02)

@@ -72,8 +72,13 @@ def test_muvera_cli_rest_and_in_process_agree(
             client.search("mv", sets[0][0], k=10)
         with pytest.raises(InvalidRequestError, match="multi-vector; send one token matrix"):
             client.search_batch("mv", sets[0], k=10)
-        with pytest.raises(InvalidRequestError, match="token dimension 16 does not match 32"):
+        with pytest.raises(InvalidRequestError, match="token dimension 16 does not match 32") as e:
             client.search("mv", np.ones((3, 16), np.float32), k=10)
+        assert (e.value.code, e.value.field) == ("dimension_mismatch", "vectors")
+        short = [np.ones((3, 16), np.float32)] * 2
+        with pytest.raises(InvalidRequestError, match="token dimension 16 does not match 32") as e:
+            client.search_batch("mv", short, k=10, binary=False)
+        assert (e.value.code, e.value.field) == ("dimension_mismatch", "token_sets")
         with pytest.raises(InvalidRequestError, match="unknown key 'nprobe'"):
             client.search("mv", sets[0], k=10, params={"nprobe": 2})
         # Raw bodies the client would refuse to send: a broken npz, bad offsets.

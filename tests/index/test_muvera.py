@@ -120,6 +120,23 @@ def test_token_pooling_divides_stored_tokens_and_keeps_recall(corpus) -> None:
         assert pooled >= 0.7 and pooled > short, (factor, pooled, short)
 
 
+def test_pooled_index_encodes_fdes_from_every_token(corpus) -> None:
+    # Pooling shrinks the stored tokens only: the FDEs the inner index holds are those of the
+    # whole input sets, not of the pooled ones.
+    docs, _, _, _ = corpus
+    sets = TokenSets(*docs)
+    index = build_index(
+        sets, "muvera:k_sim=3,r_reps=12,tokens=f32,pool_factor=3,inner=(flat)", "ip"
+    )
+    stored = np.asarray(index.inner.vectors)  # type: ignore[attr-defined]
+    full = index.encoder.encode_documents(sets.tokens, sets.offsets)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(stored, full)
+    pooled = pool_tokens(sets, 3)
+    assert int(index.stats()["muvera"]["stored_tokens"]) == int(pooled.offsets[-1])
+    from_pooled = index.encoder.encode_documents(pooled.tokens, pooled.offsets)  # type: ignore[attr-defined]
+    assert not np.array_equal(stored, from_pooled)
+
+
 def test_pooling_keeps_cluster_means() -> None:
     # Two tight groups of tokens pool into their two means.
     rng = np.random.default_rng(0)
