@@ -185,10 +185,13 @@ class MuveraConfig(IndexConfig):
 
 class MuveraSearchParams(SearchParams):
     """``candidates``: documents the inner index returns for exact re-ranking (default
-    10·k); every other key goes to the inner index (see :func:`parse_search_params`)."""
+    max(10·k, 1000)); every other key goes to the inner index (see :func:`parse_search_params`)."""
 
     candidates: int | None = Field(
-        default=None, ge=1, le=65536, description="Candidates re-ranked exactly (default 10·k)."
+        default=None,
+        ge=1,
+        le=65536,
+        description="Candidates re-ranked exactly (default max(10·k, 1000)).",
     )
     inner: SearchParams = Field(default_factory=SearchParams)
 

@@ -197,6 +197,19 @@ def test_bad_queries_params_and_metric(corpus) -> None:
         build_index(docs, "muvera:inner=(muvera)", "ip")
 
 
+def test_default_candidates_are_max_of_ten_k_and_a_thousand(corpus) -> None:
+    docs, queries, truth, _ = corpus
+    index = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(flat)", "ip")
+    default = index.search(queries, 10)
+    np.testing.assert_array_equal(default.ids, index.search(queries, 10, candidates=1000).ids)
+    assert not np.array_equal(default.ids, index.search(queries, 10, candidates=100).ids)
+    assert _recall(default.ids, truth) >= 0.95
+    # 10·k above a thousand: 2,000 for k=200, here every one of the 1,500 documents.
+    wide = index.search(queries, 200)
+    np.testing.assert_array_equal(wide.ids, index.search(queries, 200, candidates=1500).ids)
+    assert not np.array_equal(wide.ids, index.search(queries, 200, candidates=1000).ids)
+
+
 def test_k_beyond_candidates_pads(multivec) -> None:
     docs = multivec(8, 32, seed=3)
     index = build_index(docs, "muvera:inner=(flat)", "ip")
