@@ -1,9 +1,9 @@
 """The ``muvera`` kind: multi-vector retrieval through fixed dimensional encodings.
 
-Build: (optionally) pool each document's tokens, encode every document's token set into an
-FDE (:mod:`glint.index.fde`), index the FDEs with any single-vector kind (``inner``, inner
-product), and keep the tokens themselves (float32, float16 or LVQ-8, memory-mapped once
-saved). Search: encode each query's tokens into a query FDE, take the inner index's best
+Build: encode every document's whole token set into an FDE (:mod:`glint.index.fde`), index
+the FDEs with any single-vector kind (``inner``, inner product), and keep the tokens for
+re-ranking, (optionally) pooled (float32, float16 or LVQ-8, memory-mapped once saved).
+Search: encode each query's tokens into a query FDE, take the inner index's best
 ``candidates`` documents, and re-rank them by exact Chamfer/MaxSim on the stored tokens.
 
 On disk everything lives in one index directory: the FDE matrices (``fde_*.npy``), the token
