@@ -13,7 +13,11 @@ What it measures (shared/BENCHMARKS.md):
   ``candidates`` (with ``ef_search`` following it for an HNSW inner index): recall@10 against
   the dataset's exact top-10, QPS with 1 thread and all cores, bytes per document, and the
   recall of brute-force Chamfer over the tokens the index stores (decoded, pooled or not):
-  the most its exact re-ranking can give.
+  the most its exact re-ranking can give;
+- **how near the misses are**: when the 10 returned are not the exact 10, their true Chamfer
+  scores (on float32 tokens) as a share of the exact top 10's, and the share of them within
+  the exact top 20. Pooled tokens re-order documents whose scores are close; these say how
+  close (the dataset has no relevance labels to measure retrieval quality directly).
 
 Everything runs in this process with BLAS limited to one thread per search thread. Results go
 to a JSON file; :func:`markdown` turns one into the section of ``docs/benchmarks.md``.
@@ -75,11 +79,71 @@ def load_dataset(path: Path, nq: int | None) -> tuple[TokenSets, TokenSets, np.n
     gt = np.load(path / "gt.npy")
     if nq is not None and nq < queries.count:
         queries, gt = queries.slice(0, nq), gt[:nq]
-    return docs, queries, gt[:, :10], meta
+    return docs, queries, gt, meta
 
 
 def recall_at_10(ids: np.ndarray, gt: np.ndarray) -> float:
-    return float(np.mean([len(set(a[:10]) & set(b)) / 10 for a, b in zip(ids, gt, strict=True)]))
+    """Share of the exact top 10 (the first 10 columns of ``gt``) among the first 10 ``ids``."""
+    pairs = zip(ids, gt, strict=True)
+    return float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in pairs]))
+
+
+NEAR_TOP = 20
+
+
+@dataclass
+class Truth:
+    """What returned documents are judged against: the exact top ids per query, the float32
+    tokens, and the summed exact Chamfer score of each query's exact top 10."""
+
+    gt: np.ndarray
+    tokens: VectorStore
+    offsets: np.ndarray
+    top10_score: np.ndarray
+
+    @classmethod
+    def of(cls, docs: TokenSets, queries: TokenSets, gt: np.ndarray, tokens: VectorStore) -> Truth:
+        top = np.ascontiguousarray(gt[:, :10], dtype=np.int64)
+        _, scores = rerank_chamfer(tokens, docs.offsets, queries, top, 10, threads=1)
+        return cls(gt, tokens, docs.offsets, scores.sum(axis=1, dtype=np.float64))
+
+    def quality(self, queries: TokenSets, ids: np.ndarray) -> dict[str, float]:
+        """``score_share``: the true Chamfer scores of the 10 returned, summed over the queries,
+        as a share of the exact top 10's (1.0 when they are the exact 10 or tie with them);
+        ``within_top20``: the share of the returned that are in the exact top 20 (when ``gt``
+        has 20 columns)."""
+        n = queries.count
+        found = np.ascontiguousarray(ids[:, :10], dtype=np.int64)
+        _, scores = rerank_chamfer(self.tokens, self.offsets, queries, found, 10, threads=1)
+        got = np.where(np.isfinite(scores), scores, 0.0).sum(dtype=np.float64)
+        out = {"score_share": float(got / self.top10_score[:n].sum())}
+        if self.gt.shape[1] >= NEAR_TOP:
+            near = self.gt[:n, :NEAR_TOP]
+            hits = sum(int(np.isin(found[i], near[i]).sum()) for i in range(n))
+            out["within_top20"] = hits / (10 * n)
+        return out
+
+    def score_shift(self, queries: TokenSets, stored: TokenSets) -> dict[str, float]:
+        """How Chamfer over ``stored`` tokens (pooled, quantised) moves the scores of each
+        query's exact top 20, as medians over the queries: ``drop``, the relative fall of a
+        score; ``drop_spread``, the widest difference of those falls within one query; and
+        ``gap_10_20``, how far the exact 20th score is below the 10th (relative). Empty
+        without 20 columns of ``gt``."""
+        if self.gt.shape[1] < NEAR_TOP:
+            return {}
+        top = np.ascontiguousarray(self.gt[: queries.count, :NEAR_TOP], dtype=np.int64)
+        store = VectorStore.encode(stored.tokens, "f32")
+        rows, true = rerank_chamfer(self.tokens, self.offsets, queries, top, NEAR_TOP)
+        srows, approx = rerank_chamfer(store, stored.offsets, queries, top, NEAR_TOP)
+        true = np.take_along_axis(true, np.argsort(rows, axis=1), axis=1)
+        approx = np.take_along_axis(approx, np.argsort(srows, axis=1), axis=1)
+        drop = (true - approx) / true
+        best = -np.sort(-true, axis=1)
+        return {
+            "drop": float(np.median(drop)),
+            "drop_spread": float(np.median(drop.max(axis=1) - drop.min(axis=1))),
+            "gap_10_20": float(np.median((best[:, 9] - best[:, NEAR_TOP - 1]) / best[:, 9])),
+        }
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -151,10 +215,11 @@ def run_multivec(opts: MultivecOptions, log: Log = print) -> dict[str, Any]:
     }
     results["exact"] = _exact(docs, queries, gt, opts, log)
     f32_tokens = VectorStore.encode(docs.tokens, "f32")
+    truth = Truth.of(docs, queries, gt, f32_tokens)
     results["fde_compare"] = _fde_compare(docs, queries, gt, f32_tokens, opts, log)
     if opts.peer and results["fde_compare"].get("peer_available"):
-        results["peer"] = _peer_end_to_end(docs, queries, gt, f32_tokens, opts, log)
-    results["glint"] = [_glint_config(spec, docs, queries, gt, opts, log) for spec in opts.specs]
+        results["peer"] = _peer_end_to_end(docs, queries, truth, opts, log)
+    results["glint"] = [_glint_config(spec, docs, queries, truth, opts, log) for spec in opts.specs]
     results["notes"] = opts.notes
     opts.out.parent.mkdir(parents=True, exist_ok=True)
     opts.out.write_text(json.dumps(results, indent=1) + "\n")
@@ -237,8 +302,7 @@ def _fde_compare(
 def _peer_end_to_end(
     docs: TokenSets,
     queries: TokenSets,
-    gt: np.ndarray,
-    tokens: VectorStore,
+    truth: Truth,
     opts: MultivecOptions,
     log: Log,
 ) -> dict[str, Any]:
@@ -257,10 +321,11 @@ def _peer_end_to_end(
             q = peer.encode_queries(queries)
             with faiss_threads(1):
                 _, cand = flat.search(q, c)
-            return rerank_chamfer(tokens, docs.offsets, queries, cand, 10, threads=1)
+            return rerank_chamfer(truth.tokens, docs.offsets, queries, cand, 10, threads=1)
 
         seconds, (rows, _) = _median_seconds(search, opts.repeats)
-        point = {"candidates": c, "recall_at_10": recall_at_10(rows, gt)}
+        point = {"candidates": c, "recall_at_10": recall_at_10(rows, truth.gt)}
+        point.update(truth.quality(queries, rows))
         point["qps_1t"] = queries.count / seconds
         points.append(point)
         log(f"[muvera-fde] c={c} recall={point['recall_at_10']:.4f} qps1={point['qps_1t']:.1f}")
@@ -276,10 +341,11 @@ def _glint_config(
     spec: str,
     docs: TokenSets,
     queries: TokenSets,
-    gt: np.ndarray,
+    truth: Truth,
     opts: MultivecOptions,
     log: Log,
 ) -> dict[str, Any]:
+    gt = truth.gt
     started = time.perf_counter()
     index = build_index(docs, spec, "ip", threads=opts.threads_all)
     build_seconds = time.perf_counter() - started
@@ -290,9 +356,17 @@ def _glint_config(
     part = queries.slice(0, min(opts.nq_exact, queries.count))
     stored = _stored_tokens(index)
     rows, _ = exact_maxsim(stored, part, 10, threads=opts.threads_all)
-    stored_exact = {"queries": part.count, "recall_at_10": recall_at_10(rows, gt[: part.count])}
+    stored_exact = {
+        "queries": part.count,
+        "recall_at_10": recall_at_10(rows, gt[: part.count]),
+        **truth.quality(part, rows),
+        "score_shift": truth.score_shift(part, stored),
+    }
     del stored
-    log(f"[glint] exact Chamfer over the stored tokens: recall={stored_exact['recall_at_10']:.4f}")
+    log(
+        f"[glint] exact Chamfer over the stored tokens: recall={stored_exact['recall_at_10']:.4f}"
+        f" score share={stored_exact['score_share']:.4f}"
+    )
     points = []
     for c in opts.candidates:
         params: dict[str, Any] = {"candidates": c}
@@ -312,6 +386,7 @@ def _glint_config(
         point = {
             "params": params,
             "recall_at_10": recall_at_10(found.ids, gt),
+            **truth.quality(queries, found.ids),
             "qps_1t": queries.count / seconds,
             "qps_all": queries.count / all_seconds,
             "p50_ms": float(np.percentile(latencies, 50)),
@@ -319,7 +394,8 @@ def _glint_config(
         }
         points.append(point)
         log(
-            f"[glint] {params} recall={point['recall_at_10']:.4f} qps1={point['qps_1t']:.1f} "
+            f"[glint] {params} recall={point['recall_at_10']:.4f} "
+            f"score share={point['score_share']:.4f} qps1={point['qps_1t']:.1f} "
             f"p50={point['p50_ms']:.2f}ms"
         )
     return {
@@ -351,6 +427,10 @@ def _fmt(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "—"
     return f"{value:,.{digits}f}"
+
+
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def _operating_point(points: Sequence[dict[str, Any]], target: float) -> float | None:
@@ -435,37 +515,68 @@ def markdown(results: dict[str, Any]) -> str:
         f"(candidates={opts['memory_candidates']}):",
         "",
         "| config | stored tokens/doc | token bytes/doc | FDE index bytes/doc | total bytes/doc | "
-        "recall@10 | QPS (1 thread) | exact over stored tokens, recall@10 |",
-        "|---|---|---|---|---|---|---|---|",
+        "recall@10 | score share | within exact top 20 | QPS (1 thread) | "
+        "exact over stored tokens: recall@10, score share |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g in results["glint"]:
         m = g["memory"]
         at = [p for p in g["points"] if p["params"]["candidates"] == opts["memory_candidates"]]
-        rec = f"{at[0]['recall_at_10']:.4f}" if at else "—"
-        qps = _fmt(at[0]["qps_1t"]) if at else "—"
+        point = at[0] if at else {}
         se = g.get("stored_exact")
-        ceiling = f"{se['recall_at_10']:.4f} ({se['queries']} queries)" if se else "—"
+        ceiling = (
+            f"{se['recall_at_10']:.4f}, {_share(se.get('score_share'))} ({se['queries']} queries)"
+            if se
+            else "—"
+        )
         lines.append(
             f"| `{g['spec']}` | {m['tokens_per_document']} | "
             f"{_fmt(m['token_bytes_per_document'], 1)} | {_fmt(m['fde_bytes_per_document'], 1)}"
-            f" | {_fmt(m['bytes_per_document'], 1)} | "
-            f"{rec} | {qps} | {ceiling} |"
+            f" | {_fmt(m['bytes_per_document'], 1)} | {_share(point.get('recall_at_10'))} | "
+            f"{_share(point.get('score_share'))} | {_share(point.get('within_top20'))} | "
+            f"{_fmt(point.get('qps_1t'))} | {ceiling} |"
         )
+    lines += [
+        "",
+        "Score share: the true Chamfer scores (float32 tokens) of the 10 documents returned, "
+        "summed over the queries, as a share of the exact top 10's; within exact top 20: the "
+        "share of the returned documents that rank in the exact top 20. Both show how near the "
+        "misses are; the dataset has no relevance labels.",
+    ]
+    shifts = [(g["spec"], g.get("stored_exact", {}).get("score_shift")) for g in results["glint"]]
+    shifts = [(spec, sh) for spec, sh in shifts if sh]
+    if shifts:
+        lines += [
+            "",
+            "What the stored tokens do to the scores of each query's exact top 20 (medians over "
+            "the queries; the gap is the exact 20th score's distance below the 10th):",
+            "",
+            "| config | score drop | spread of the drops within a query | gap 10th to 20th |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{spec}` | {sh['drop']:.2%} | {sh['drop_spread']:.2%} | {sh['gap_10_20']:.2%} |"
+            for spec, sh in shifts
+        ]
     lines += ["", "Every point of every curve:", ""]
-    lines += ["| system | config | params | recall@10 | QPS 1t | QPS all | p50 ms | p99 ms |"]
-    lines += ["|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| system | config | params | recall@10 | score share | QPS 1t | QPS all | p50 ms | "
+        "p99 ms |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|---|---|"]
     for g in results["glint"]:
         for p in g["points"]:
             lines.append(
                 f"| glint | `{g['spec']}` | {json.dumps(p['params'])} | {p['recall_at_10']:.4f}"
-                f" | {_fmt(p['qps_1t'])} | {_fmt(p['qps_all'])} | {p['p50_ms']:.2f} | "
-                f"{p['p99_ms']:.2f} |"
+                f" | {_share(p.get('score_share'))} | {_fmt(p['qps_1t'])} | "
+                f"{_fmt(p['qps_all'])} | {p['p50_ms']:.2f} | {p['p99_ms']:.2f} |"
             )
     if "peer" in results:
         for p in results["peer"]["points"]:
             lines.append(
                 f'| muvera-fde | flat | {{"candidates": {p["candidates"]}}} | '
-                f"{p['recall_at_10']:.4f} | {_fmt(p['qps_1t'])} | — | — | — |"
+                f"{p['recall_at_10']:.4f} | {_share(p.get('score_share'))} | "
+                f"{_fmt(p['qps_1t'])} | — | — | — |"
             )
     for note in results.get("notes", []):
         lines += ["", f"Note: {note}"]

@@ -150,6 +150,11 @@ class Index(ABC):
     def _parse_params(self, params: Mapping[str, Any]) -> SearchParams:
         return parse_search_params(self.kind, params)
 
+    def default_candidates(self, k: int) -> dict[str, int]:
+        """The candidate counts a search for ``k`` results uses when its parameters leave them
+        out, by parameter name (a service lowers those over its cap)."""
+        return {}
+
     def _external_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:
             return rows.astype(np.int64, copy=False)

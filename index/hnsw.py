@@ -162,6 +162,9 @@ class HNSWIndex(Index):
         store = VectorStore.encode(vectors, config.storage)
         return cls(graph, store, config=config, metric=metric, **common)
 
+    def default_candidates(self, k: int) -> dict[str, int]:
+        return {"ef_search": HNSWSearchParams.model_fields["ef_search"].default}
+
     def _search(
         self, queries: np.ndarray, k: int, params: SearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -241,6 +241,9 @@ class IVFPQIndex(Index):
             )
         return params.nprobe
 
+    def default_candidates(self, k: int) -> dict[str, int]:
+        return {"rerank_k": DEFAULT_RERANK_FACTOR * k} if self.store is not None else {}
+
     def _search(
         self, queries: np.ndarray, k: int, params: SearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:

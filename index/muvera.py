@@ -46,6 +46,11 @@ DEFAULT_CANDIDATE_FACTOR = 10
 DEFAULT_MIN_CANDIDATES = 1000
 
 
+def default_candidates(k: int) -> int:
+    """Documents re-ranked per query when ``candidates`` is not given: max(10·k, 1000)."""
+    return max(DEFAULT_CANDIDATE_FACTOR * k, DEFAULT_MIN_CANDIDATES)
+
+
 class _PrefixedWriter:
     """A view of an :class:`IndexWriter` that puts every file name behind a prefix."""
 
@@ -188,11 +193,14 @@ class MuveraIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray]:
         sets = cast(TokenSets, queries)
         p = cast(MuveraSearchParams, params)
-        default = max(DEFAULT_CANDIDATE_FACTOR * k, DEFAULT_MIN_CANDIDATES)
-        depth = max(k, p.candidates or default)
+        depth = max(k, p.candidates or default_candidates(k))
         fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
         cand, _ = self.inner._search(fdes, min(depth, self.count), p.inner, threads)
         return self.rerank(sets, cand, k, threads=threads)
+
+    def default_candidates(self, k: int) -> dict[str, int]:
+        depth = default_candidates(k)
+        return {**self.inner.default_candidates(depth), "candidates": depth}
 
     def rerank(
         self, sets: TokenSets, cand: np.ndarray, k: int, *, threads: int = 1

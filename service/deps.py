@@ -100,11 +100,27 @@ class SearchPool:
                     f"params.{key}",
                 )
 
+    def capped_defaults(self, index: Index, k: int, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` plus, for each candidate count they leave out whose default for ``k``
+        is over ``max_candidates``, that count set to ``max_candidates``: the cap bounds
+        every query's work, asked for or not."""
+        if self.max_candidates is None:
+            return params
+        cap = self.max_candidates
+        lowered = {
+            key: cap
+            for key, value in index.default_candidates(k).items()
+            if key not in params and value > cap
+        }
+        return {**params, **lowered} if lowered else params
+
     async def search(
         self, index: Index, queries: Any, k: int, params: dict[str, Any], threads: int
     ) -> SearchResult:
-        """``index.search`` with up to ``threads`` cores, whatever of them are free."""
+        """``index.search`` with up to ``threads`` cores, whatever of them are free; candidate
+        counts are checked against the cap, and defaults over it lowered to it."""
         self.check_params(params)
+        params = self.capped_defaults(index, k, params)
 
         def work(still_wanted: Callable[[], bool]) -> SearchResult | None:
             with self.cores.take(threads) as got:

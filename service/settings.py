@@ -37,7 +37,8 @@ class Settings(BaseSettings):
     max_candidates: int = Field(
         default=10_000,
         ge=1,
-        description="Cap on ef_search, rerank, rerank_k and candidates in search parameters.",
+        description="Cap on ef_search, rerank, rerank_k and candidates in search parameters; "
+        "defaults over it are lowered to it.",
     )
     request_timeout_s: float | None = Field(
         default=30.0,

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from glint.bench.cli import main
-from glint.bench.multivec import _stored_tokens, markdown, recall_at_10
+from glint.bench.multivec import Truth, _stored_tokens, markdown, recall_at_10
 from glint.index import TokenSets, build_index
 from glint.index.multivec import pool_tokens
+from glint.index.vecstore import VectorStore
 
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 HAVE_PEER = importlib.util.find_spec("muvera_fde") is not None
@@ -36,6 +37,59 @@ def test_recall_at_10_counts_overlap() -> None:
     gt = np.arange(20).reshape(2, 10)
     found = np.array([np.arange(10), [10, 11, 12, 13, 14, 99, 98, 97, 96, 95]])
     assert recall_at_10(found, gt) == pytest.approx((1.0 + 0.5) / 2)
+    # Only the first 10 columns of a wider ground truth count.
+    wide = np.hstack([gt, gt + 100])
+    assert recall_at_10(found, wide) == pytest.approx((1.0 + 0.5) / 2)
+
+
+def test_truth_judges_misses_by_their_exact_scores(multivec, multivec_queries, chamfer) -> None:
+    raw = multivec(120, 12, seed=54)
+    docs = TokenSets(*raw)
+    queries = TokenSets(*multivec_queries(raw, 6, seed=55))
+    gt, scores = chamfer(raw, (queries.tokens, queries.offsets), 40)
+    truth = Truth.of(docs, queries, gt, VectorStore.encode(docs.tokens, "f32"))
+    np.testing.assert_allclose(truth.top10_score, scores[:, :10].sum(axis=1), rtol=1e-5)
+
+    exact = truth.quality(queries, gt[:, :10])
+    assert exact["score_share"] == pytest.approx(1.0, abs=1e-6)
+    assert exact["within_top20"] == 1.0
+    # The exact 11th to 20th: all within the top 20, scoring what the reference says they do.
+    next10 = truth.quality(queries, gt[:, 10:20])
+    assert next10["within_top20"] == 1.0
+    share = scores[:, 10:20].sum() / scores[:, :10].sum()
+    assert next10["score_share"] == pytest.approx(share, rel=1e-5)
+    assert next10["score_share"] < 1.0
+    # Half from the top 10, half from ranks 30 to 34.
+    mixed = np.hstack([gt[:, :5], gt[:, 30:35]])
+    assert truth.quality(queries, mixed)["within_top20"] == 0.5
+    # A ground truth narrower than 20 columns gives the score share only.
+    narrow = Truth.of(docs, queries, gt[:, :10], truth.tokens)
+    assert set(narrow.quality(queries, gt[:, :10])) == {"score_share"}
+    assert narrow.score_shift(queries, docs) == {}
+
+    # Scores over the very tokens: no drop; the gap is the reference's.
+    same = truth.score_shift(queries, docs)
+    assert same["drop"] == pytest.approx(0.0, abs=1e-6)
+    assert same["drop_spread"] == pytest.approx(0.0, abs=1e-6)
+    gap = np.median((scores[:, 9] - scores[:, 19]) / scores[:, 9])
+    assert same["gap_10_20"] == pytest.approx(gap, rel=1e-4)
+    # Over pooled tokens the scores move, and not all by the same amount.
+    pooled = truth.score_shift(queries, pool_tokens(docs, 2))
+    assert pooled["drop_spread"] > 0.0 and pooled["gap_10_20"] == same["gap_10_20"]
+    fewer = pool_tokens(docs, 2)
+    expected = np.median([_drops(docs, fewer, queries[i], gt[i, :20]) for i in range(6)])
+    assert pooled["drop"] == pytest.approx(expected, rel=1e-4)
+
+
+def _drops(docs: TokenSets, fewer: TokenSets, query: np.ndarray, top: np.ndarray) -> list[float]:
+    """Relative Chamfer score drops of the ``top`` documents, ``fewer`` tokens against all."""
+    q = query.astype(np.float64)
+    out = []
+    for doc in top:
+        full = (q @ docs[doc].T.astype(np.float64)).max(axis=1).sum()
+        pooled = (q @ fewer[doc].T.astype(np.float64)).max(axis=1).sum()
+        out.append((full - pooled) / full)
+    return out
 
 
 def test_multivec_run_and_report(tmp_path: Path, multivec, multivec_queries, chamfer) -> None:
@@ -66,10 +120,18 @@ def test_multivec_run_and_report(tmp_path: Path, multivec, multivec_queries, cha
     assert hnsw["stored_exact"]["queries"] == 10
     assert hnsw["stored_exact"]["recall_at_10"] >= 0.95
     assert 0.0 < pooled["stored_exact"]["recall_at_10"] <= 1.0
+    for point in hnsw["points"] + pooled["points"]:
+        assert 0.0 < point["score_share"] <= 1.0 + 1e-6
+        assert point["recall_at_10"] <= point["within_top20"] <= 1.0
+    assert hnsw["points"][-1]["score_share"] >= 0.99
+    if HAVE_PEER:
+        assert results["peer"]["points"][-1]["score_share"] == pytest.approx(1.0, abs=1e-6)
     text = md.read_text()
     assert text == markdown(results)
     assert "FDE quality at equal candidates" in text and "Memory per document" in text
-    assert "exact over stored tokens" in text
+    assert "exact over stored tokens" in text and "score share" in text
+    assert set(pooled["stored_exact"]["score_shift"]) == {"drop", "drop_spread", "gap_10_20"}
+    assert "spread of the drops within a query" in text
     if HAVE_MATPLOTLIB:
         assert (tmp_path / "mv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

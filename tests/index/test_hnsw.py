@@ -117,6 +117,11 @@ def test_search_parameters_are_checked(dataset) -> None:
         index.search(q, k=5, nprobe=3)
     ids, _ = index.search(q, k=50, ef_search=10)  # ef below k is raised to k
     assert (ids >= 0).all() and ids.shape == (2, 50)
+    # The default a service caps is the beam width a search without parameters uses.
+    assert index.default_candidates(5) == {"ef_search": 64}
+    np.testing.assert_array_equal(
+        index.search(q, k=5).ids, index.search(q, k=5, **index.default_candidates(5)).ids
+    )
 
 
 def test_tiny_index_pads(dataset) -> None:

@@ -69,6 +69,17 @@ def test_rerank_is_what_lifts_recall(dataset, built) -> None:
     assert plain.memory_bytes / plain.count < 40
 
 
+def test_default_candidates_are_what_a_search_uses(dataset, built) -> None:
+    index, q = built["l2"], dataset["queries"]
+    assert index.default_candidates(7) == {"rerank_k": 70}
+    found = index.search(q, 7, nprobe=16)
+    same = index.search(q, 7, nprobe=16, **index.default_candidates(7))
+    np.testing.assert_array_equal(found.ids, same.ids)
+    assert not np.array_equal(found.ids, index.search(q, 7, nprobe=16, rerank_k=8).ids)
+    plain = build_index(dataset["base"][:2000], "ivfpq:nlist=16,m=48,rerank=none", "l2")
+    assert plain.default_candidates(7) == {}  # without re-ranking there is no rerank_k
+
+
 def test_scores_follow_the_metric(dataset, built) -> None:
     q = dataset["queries"][:5]
     ip = built["ip"].search(q, 10, **SEARCH)

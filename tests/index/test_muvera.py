@@ -208,6 +208,11 @@ def test_default_candidates_are_max_of_ten_k_and_a_thousand(corpus) -> None:
     wide = index.search(queries, 200)
     np.testing.assert_array_equal(wide.ids, index.search(queries, 200, candidates=1500).ids)
     assert not np.array_equal(wide.ids, index.search(queries, 200, candidates=1000).ids)
+    # The index reports the defaults it uses (a service caps them), its inner index's too.
+    assert index.default_candidates(10) == {"candidates": 1000}
+    assert index.default_candidates(200) == {"candidates": 2000}
+    over_ivfpq = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=8,m=8)", "ip")
+    assert over_ivfpq.default_candidates(10) == {"candidates": 1000, "rerank_k": 10_000}
 
 
 def test_k_beyond_candidates_pads(multivec) -> None:

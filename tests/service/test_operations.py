@@ -14,7 +14,8 @@ import httpx
 import numpy as np
 import pytest
 
-from glint.index import build_index
+from glint.client import Client
+from glint.index import TokenSets, build_index
 from glint.index.threads import CoreBudget
 from glint.service.deps import SearchPool
 from glint.service.errors import ServiceError
@@ -52,6 +53,26 @@ def test_candidate_counts_are_capped(server: str) -> None:
     )
     assert batch.status_code == 422, batch.text
     assert batch.json()["error"]["field"] == "params.ef_search"
+
+
+def test_default_candidates_over_the_cap_are_lowered_to_it(
+    tmp_path: Path, multivec, multivec_queries, serve
+) -> None:
+    """A muvera query without ``candidates`` re-ranks max(10·k, 1000) documents; under a cap
+    of 40 the server re-ranks 40, as if the query had asked for them."""
+    docs = multivec(300, 16, seed=61)
+    queries = TokenSets(*multivec_queries(docs, 8, seed=62))
+    index = build_index(docs, "muvera:k_sim=2,dim_proj=8,r_reps=2,inner=(flat)", "ip")
+    index.save(tmp_path / "mv")
+    capped = index.search(queries, 5, candidates=40)
+    assert not np.array_equal(capped.ids, index.search(queries, 5).ids)  # the cap matters here
+    url = serve(index_dirs=[str(tmp_path / "mv")], max_candidates=40)
+    with Client(url) as client:
+        np.testing.assert_array_equal(client.search_batch("mv", queries, k=5).ids, capped.ids)
+        hits = client.search("mv", queries[0], k=5)
+        assert [h.id for h in hits] == capped.ids[0].tolist()
+        fewer = client.search_batch("mv", queries, k=5, params={"candidates": 20})
+        np.testing.assert_array_equal(fewer.ids, index.search(queries, 5, candidates=20).ids)
 
 
 def test_request_ids_are_echoed_or_made(server: str) -> None:
@@ -148,6 +169,9 @@ def test_searches_within_the_timeout_are_untouched() -> None:
         def search(self, queries, k, *, threads, **params):
             return (k, threads, params)
 
+        def default_candidates(self, k):
+            return {"ef_search": 64, "candidates": 10 * k}
+
     pool = SearchPool(anyio.CapacityLimiter(2), CoreBudget(2), timeout=30, max_candidates=100)
     assert anyio.run(pool.search, Quick(), None, 3, {"ef_search": 100}, 2) == (
         3,
@@ -156,6 +180,15 @@ def test_searches_within_the_timeout_are_untouched() -> None:
     )
     with pytest.raises(ServiceError, match="parameter 'candidates': must be at most 100"):
         anyio.run(pool.search, Quick(), None, 3, {"candidates": 101}, 2)
+    # Defaults over the cap are lowered to it; those under it, and given values, stay.
+    assert anyio.run(pool.search, Quick(), None, 20, {"ef_search": 90}, 2) == (
+        20,
+        2,
+        {"ef_search": 90, "candidates": 100},
+    )
+    assert anyio.run(pool.search, Quick(), None, 20, {"candidates": 40}, 2)[2] == {"candidates": 40}
+    uncapped = SearchPool(anyio.CapacityLimiter(2), CoreBudget(2), timeout=30)
+    assert anyio.run(uncapped.search, Quick(), None, 20, {}, 2)[2] == {}
 
 
 def test_timeout_answer_through_the_server(tmp_path: Path, data, serve, monkeypatch) -> None:
