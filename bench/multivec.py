@@ -111,27 +111,36 @@ class Truth:
         """``score_share``: the true Chamfer scores of the 10 returned, summed over the queries,
         as a share of the exact top 10's (1.0 when they are the exact 10 or tie with them);
         ``within_top20``: the share of the returned that are in the exact top 20 (when ``gt``
-        has 20 columns)."""
+        has 20 columns). A missing (-1) or repeated id counts as nothing."""
         n = queries.count
-        found = np.ascontiguousarray(ids[:, :10], dtype=np.int64)
+        found = _distinct(ids[:, :10])
         _, scores = rerank_chamfer(self.tokens, self.offsets, queries, found, 10, threads=1)
         got = np.where(np.isfinite(scores), scores, 0.0).sum(dtype=np.float64)
         out = {"score_share": float(got / self.top10_score[:n].sum())}
         if self.gt.shape[1] >= NEAR_TOP:
             near = self.gt[:n, :NEAR_TOP]
-            hits = sum(int(np.isin(found[i], near[i]).sum()) for i in range(n))
+            hits = sum(int(np.isin(found[i][found[i] >= 0], near[i]).sum()) for i in range(n))
             out["within_top20"] = hits / (10 * n)
         return out
 
     def score_shift(self, queries: TokenSets, stored: TokenSets) -> dict[str, float]:
         """How Chamfer over ``stored`` tokens (pooled, quantised) moves the scores of each
-        query's exact top 20, as medians over the queries: ``drop``, the relative fall of a
-        score; ``drop_spread``, the widest difference of those falls within one query; and
-        ``gap_10_20``, how far the exact 20th score is below the 10th (relative). Empty
-        without 20 columns of ``gt``."""
+        query's exact top 20: ``drop``, the median relative fall of a score over every
+        query's top 20; ``drop_spread``, the widest difference of those falls within one
+        query, and ``gap_10_20``, how far the exact 20th score is below the 10th (relative),
+        each the median over the queries. Empty without 20 columns of ``gt``; queries with
+        fewer than 20 exact results are left out."""
         if self.gt.shape[1] < NEAR_TOP:
             return {}
         top = np.ascontiguousarray(self.gt[: queries.count, :NEAR_TOP], dtype=np.int64)
+        whole = np.flatnonzero((top >= 0).all(axis=1))
+        if whole.size == 0:
+            return {}
+        if whole.size < queries.count:
+            parts = [queries[i] for i in whole]
+            lengths = np.array([len(t) for t in parts], dtype=np.int64)
+            offsets = np.concatenate([[0], np.cumsum(lengths)])
+            queries, top = TokenSets(np.concatenate(parts), offsets), top[whole]
         store = VectorStore.encode(stored.tokens, "f32")
         rows, true = rerank_chamfer(self.tokens, self.offsets, queries, top, NEAR_TOP)
         srows, approx = rerank_chamfer(store, stored.offsets, queries, top, NEAR_TOP)
@@ -144,6 +153,17 @@ class Truth:
             "drop_spread": float(np.median(drop.max(axis=1) - drop.min(axis=1))),
             "gap_10_20": float(np.median((best[:, 9] - best[:, NEAR_TOP - 1]) / best[:, 9])),
         }
+
+
+def _distinct(ids: np.ndarray) -> np.ndarray:
+    """``ids`` (int64, contiguous) with every repeat of an id in its row set to -1."""
+    out = np.array(ids, dtype=np.int64)
+    order = np.argsort(out, axis=1, kind="stable")
+    ranked = np.take_along_axis(out, order, axis=1)
+    repeat = np.zeros_like(out, dtype=bool)
+    repeat[:, 1:] = ranked[:, 1:] == ranked[:, :-1]
+    np.put_along_axis(out, order, np.where(repeat, -1, ranked), axis=1)
+    return out
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -548,8 +568,9 @@ def markdown(results: dict[str, Any]) -> str:
     if shifts:
         lines += [
             "",
-            "What the stored tokens do to the scores of each query's exact top 20 (medians over "
-            "the queries; the gap is the exact 20th score's distance below the 10th):",
+            "What the stored tokens do to the scores of each query's exact top 20 (the score "
+            "drop is the median over every query's top 20; the spread and the gap are medians "
+            "over the queries, the gap being the exact 20th score's distance below the 10th):",
             "",
             "| config | score drop | spread of the drops within a query | gap 10th to 20th |",
             "|---|---|---|---|",

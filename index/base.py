@@ -17,7 +17,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .config import IndexConfig, SearchParams, parse_search_params
+from .config import IndexConfig, SearchParams, parse_search_params, search_param_limit
 from .errors import ConfigError, FormatError, InputError
 from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
 from .payloads import PAYLOAD_FILE, MemoryPayloads, PayloadStore, SqlitePayloads, write_payloads
@@ -152,8 +152,19 @@ class Index(ABC):
 
     def default_candidates(self, k: int) -> dict[str, int]:
         """The candidate counts a search for ``k`` results uses when its parameters leave them
-        out, by parameter name (a service lowers those over its cap)."""
+        out (or give None), by parameter name."""
         return {}
+
+    def capped_defaults(self, k: int, params: Mapping[str, Any], cap: int) -> dict[str, int]:
+        """The candidate counts a search for ``k`` with ``params`` would take from defaults
+        over ``cap``, each set to ``cap`` (or to the parameter's own limit, if lower): what a
+        service adds to ``params`` so that its cap bounds every query's work."""
+        out = {}
+        for key, value in self.default_candidates(k).items():
+            if params.get(key) is None and value > cap:
+                limit = search_param_limit(self.kind, key)
+                out[key] = cap if limit is None else min(cap, limit)
+        return out
 
     def _external_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:

@@ -209,6 +209,17 @@ _SEARCH_PARAMS: dict[str, type[SearchParams]] = {
 }
 
 
+def search_param_limit(kind: str, key: str) -> int | None:
+    """The largest value search parameter ``key`` takes on a ``kind`` index (None: no limit)."""
+    model = MuveraSearchParams if kind == "muvera" else _SEARCH_PARAMS.get(kind)
+    field = model.model_fields.get(key) if model is not None else None
+    for rule in field.metadata if field is not None else ():
+        limit = getattr(rule, "le", None)
+        if limit is not None:
+            return int(limit)
+    return None
+
+
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
     """Split ``KIND[:key=value,...]`` into the kind and its raw string values.
 

@@ -21,7 +21,13 @@ from typing import Any, cast
 import numpy as np
 
 from .base import Index
-from .config import IndexConfig, MuveraConfig, MuveraSearchParams, SearchParams, parse_search_params
+from .config import (
+    IndexConfig,
+    MuveraConfig,
+    MuveraSearchParams,
+    SearchParams,
+    parse_search_params,
+)
 from .errors import ConfigError, FormatError
 from .fde import FDEEncoder, FDEParams
 from .metrics import Metric
@@ -199,8 +205,20 @@ class MuveraIndex(Index):
         return self.rerank(sets, cand, k, threads=threads)
 
     def default_candidates(self, k: int) -> dict[str, int]:
-        depth = default_candidates(k)
-        return {**self.inner.default_candidates(depth), "candidates": depth}
+        return {"candidates": default_candidates(k)}
+
+    def capped_defaults(self, k: int, params: Mapping[str, Any], cap: int) -> dict[str, int]:
+        """``candidates`` as :meth:`Index.capped_defaults` has it; then the inner index's
+        defaults for the depth this search asks of it (``candidates`` as given or lowered)."""
+        out = super().capped_defaults(k, params, cap)
+        given = out.get("candidates", params.get("candidates"))
+        try:  # as the parser reads it: "300" and 300.0 count too
+            depth = default_candidates(k) if given is None else int(float(given))
+        except (TypeError, ValueError, OverflowError):
+            return out  # not a number: the search refuses it with its own message
+        inner = {key: value for key, value in params.items() if key != "candidates"}
+        out.update(self.inner.capped_defaults(min(max(k, depth), self.count), inner, cap))
+        return out
 
     def rerank(
         self, sets: TokenSets, cand: np.ndarray, k: int, *, threads: int = 1

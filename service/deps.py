@@ -106,12 +106,7 @@ class SearchPool:
         every query's work, asked for or not."""
         if self.max_candidates is None:
             return params
-        cap = self.max_candidates
-        lowered = {
-            key: cap
-            for key, value in index.default_candidates(k).items()
-            if key not in params and value > cap
-        }
+        lowered = index.capped_defaults(k, params, self.max_candidates)
         return {**params, **lowered} if lowered else params
 
     async def search(

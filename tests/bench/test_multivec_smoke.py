@@ -62,6 +62,11 @@ def test_truth_judges_misses_by_their_exact_scores(multivec, multivec_queries, c
     # Half from the top 10, half from ranks 30 to 34.
     mixed = np.hstack([gt[:, :5], gt[:, 30:35]])
     assert truth.quality(queries, mixed)["within_top20"] == 0.5
+    # Missing (-1) and repeated ids count as nothing: the top 5 alone, then the top 5 twice.
+    top5 = truth.quality(queries, np.hstack([gt[:, :5], np.full((6, 5), -1)]))
+    twice = truth.quality(queries, np.hstack([gt[:, :5], gt[:, :5]]))
+    assert top5 == twice and top5["within_top20"] == 0.5
+    assert top5["score_share"] == pytest.approx(scores[:, :5].sum() / scores[:, :10].sum())
     # A ground truth narrower than 20 columns gives the score share only.
     narrow = Truth.of(docs, queries, gt[:, :10], truth.tokens)
     assert set(narrow.quality(queries, gt[:, :10])) == {"score_share"}
@@ -76,6 +81,14 @@ def test_truth_judges_misses_by_their_exact_scores(multivec, multivec_queries, c
     # Over pooled tokens the scores move, and not all by the same amount.
     pooled = truth.score_shift(queries, pool_tokens(docs, 2))
     assert pooled["drop_spread"] > 0.0 and pooled["gap_10_20"] == same["gap_10_20"]
+    # A query with fewer than 20 exact results is left out.
+    short = gt.copy()
+    short[0, 15:] = -1
+    partial = Truth.of(docs, queries, short, truth.tokens).score_shift(
+        queries, pool_tokens(docs, 2)
+    )
+    rest = Truth.of(docs, queries.slice(1, 6), gt[1:], truth.tokens)
+    assert partial == rest.score_shift(queries.slice(1, 6), pool_tokens(docs, 2))
     fewer = pool_tokens(docs, 2)
     expected = np.median([_drops(docs, fewer, queries[i], gt[i, :20]) for i in range(6)])
     assert pooled["drop"] == pytest.approx(expected, rel=1e-4)

@@ -78,6 +78,12 @@ def test_default_candidates_are_what_a_search_uses(dataset, built) -> None:
     assert not np.array_equal(found.ids, index.search(q, 7, nprobe=16, rerank_k=8).ids)
     plain = build_index(dataset["base"][:2000], "ivfpq:nlist=16,m=48,rerank=none", "l2")
     assert plain.default_candidates(7) == {}  # without re-ranking there is no rerank_k
+    assert plain.capped_defaults(7, {}, 10) == {}
+    # Lowered to the cap, or to what rerank_k can be (16384) when the cap is above that.
+    assert index.capped_defaults(7, {}, 50) == {"rerank_k": 50}
+    assert index.capped_defaults(7, {"rerank_k": None}, 50) == {"rerank_k": 50}
+    assert index.capped_defaults(7, {"rerank_k": 60}, 50) == {}
+    assert index.capped_defaults(5000, {}, 20_000) == {"rerank_k": 16384}
 
 
 def test_scores_follow_the_metric(dataset, built) -> None:

@@ -208,11 +208,34 @@ def test_default_candidates_are_max_of_ten_k_and_a_thousand(corpus) -> None:
     wide = index.search(queries, 200)
     np.testing.assert_array_equal(wide.ids, index.search(queries, 200, candidates=1500).ids)
     assert not np.array_equal(wide.ids, index.search(queries, 200, candidates=1000).ids)
-    # The index reports the defaults it uses (a service caps them), its inner index's too.
+    # The index reports the default it uses, which a service lowers to its cap.
     assert index.default_candidates(10) == {"candidates": 1000}
     assert index.default_candidates(200) == {"candidates": 2000}
-    over_ivfpq = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=8,m=8)", "ip")
-    assert over_ivfpq.default_candidates(10) == {"candidates": 1000, "rerank_k": 10_000}
+    assert index.capped_defaults(10, {}, 500) == {"candidates": 500}
+    assert index.capped_defaults(10, {"candidates": None}, 500) == {"candidates": 500}
+    assert index.capped_defaults(10, {"candidates": 40}, 500) == {}
+    assert index.capped_defaults(10, {}, 1000) == {}
+
+
+def test_capped_defaults_follow_the_depth_asked_of_the_inner_index(corpus) -> None:
+    """The inner index's defaults are those of the search it is asked for: ``candidates``
+    as given or as lowered (and at most the documents), never more."""
+    docs = corpus[0]
+    index = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=8,m=8)", "ip")
+    # No candidates, cap 500: 500 candidates, whose ivfpq re-ranks 10·500 by default.
+    assert index.capped_defaults(10, {}, 500) == {"candidates": 500, "rerank_k": 500}
+    # 40 candidates asked: the inner default of 400 is under a cap of 5000, so nothing moves.
+    assert index.capped_defaults(10, {"candidates": 40}, 5000) == {}
+    assert index.capped_defaults(10, {"candidates": "40"}, 300) == {"rerank_k": 300}
+    # The depth is at most the 1,500 documents: 15,000 re-ranked, under a cap of 16,000.
+    assert index.capped_defaults(10, {"candidates": 9000}, 16_000) == {}
+    # Given keys stay given; a value the parser will refuse adds nothing here.
+    assert index.capped_defaults(10, {"rerank_k": 50}, 500) == {"candidates": 500}
+    assert index.capped_defaults(10, {"candidates": "many"}, 500) == {}
+    found = index.search(corpus[1], 10, **index.capped_defaults(10, {}, 500))
+    np.testing.assert_array_equal(
+        found.ids, index.search(corpus[1], 10, candidates=500, rerank_k=500).ids
+    )
 
 
 def test_k_beyond_candidates_pads(multivec) -> None:
