@@ -39,7 +39,7 @@ import numpy as np
 from glint.index import TokenSets, build_index, exact_maxsim
 from glint.index.fde import FDEEncoder, FDEParams
 from glint.index.kernels.maxsim import gather_tokens
-from glint.index.multivec import rerank_chamfer
+from glint.index.multivec import as_token_sets, rerank_chamfer
 from glint.index.threads import faiss_threads, limit_blas_threads
 from glint.index.vecstore import VectorStore
 
@@ -137,10 +137,7 @@ class Truth:
         if whole.size == 0:
             return {}
         if whole.size < queries.count:
-            parts = [queries[i] for i in whole]
-            lengths = np.array([len(t) for t in parts], dtype=np.int64)
-            offsets = np.concatenate([[0], np.cumsum(lengths)])
-            queries, top = TokenSets(np.concatenate(parts), offsets), top[whole]
+            queries, top = as_token_sets([queries[i] for i in whole]), top[whole]
         store = VectorStore.encode(stored.tokens, "f32")
         rows, true = rerank_chamfer(self.tokens, self.offsets, queries, top, NEAR_TOP)
         srows, approx = rerank_chamfer(store, stored.offsets, queries, top, NEAR_TOP)

@@ -199,9 +199,8 @@ class MuveraIndex(Index):
     ) -> tuple[np.ndarray, np.ndarray]:
         sets = cast(TokenSets, queries)
         p = cast(MuveraSearchParams, params)
-        depth = max(k, p.candidates or default_candidates(k))
         fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
-        cand, _ = self.inner._search(fdes, min(depth, self.count), p.inner, threads)
+        cand, _ = self.inner._search(fdes, self._depth(k, p.candidates), p.inner, threads)
         return self.rerank(sets, cand, k, threads=threads)
 
     def default_candidates(self, k: int) -> dict[str, int]:
@@ -213,12 +212,17 @@ class MuveraIndex(Index):
         out = super().capped_defaults(k, params, cap)
         given = out.get("candidates", params.get("candidates"))
         try:  # as the parser reads it: "300" and 300.0 count too
-            depth = default_candidates(k) if given is None else int(float(given))
+            depth = self._depth(k, None if given is None else int(float(given)))
         except (TypeError, ValueError, OverflowError):
             return out  # not a number: the search refuses it with its own message
         inner = {key: value for key, value in params.items() if key != "candidates"}
-        out.update(self.inner.capped_defaults(min(max(k, depth), self.count), inner, cap))
+        out.update(self.inner.capped_defaults(depth, inner, cap))
         return out
+
+    def _depth(self, k: int, candidates: int | None) -> int:
+        """Documents asked of the inner index: ``candidates`` (or the default), at least
+        ``k``, at most every document."""
+        return min(max(k, candidates or default_candidates(k)), self.count)
 
     def rerank(
         self, sets: TokenSets, cand: np.ndarray, k: int, *, threads: int = 1
