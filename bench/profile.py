@@ -16,10 +16,9 @@ import time
 import numpy as np
 
 from glint.index import build_index
-from glint.index.config import parse_spec
 from glint.index.hnsw import HNSWIndex
 from glint.index.threads import limit_blas_threads
-from glint.index.vecstore import STORAGES, VectorStore
+from glint.index.vecstore import STORAGES
 
 from .data import load_dataset
 
@@ -70,16 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     graph = build_index(base, f"hnsw:m={args.m},ef_construction=200,storage=f32", metric)
-    vectors = base / np.linalg.norm(base, axis=1, keepdims=True) if metric == "cos" else base
+    assert isinstance(graph, HNSWIndex)
     for storage in STORAGES:
-        index = HNSWIndex(
-            graph.graph,  # type: ignore[attr-defined]
-            VectorStore.encode(vectors, storage),
-            config=parse_spec(f"hnsw:m={args.m},storage={storage}"),
-            metric=metric,
-            dim=base.shape[1],
-            count=len(base),
-        )
+        index = graph.with_storage(base, storage)
         index.warm()
         seconds = _best_of(
             args.repeats, lambda i=index: i.search(queries, 10, ef_search=args.ef, threads=1)

@@ -18,9 +18,8 @@ from ._base import (
     BatchResult,
     RetryConfig,
     TimeoutTypes,
-    _Call,
-    _transport_error,
 )
+from ._retry import Call, retry_after_error, retry_after_response, transport_error
 from .models import CollectionInfo, Health, Hit, SearchResponse
 
 __all__ = ["AsyncClient"]
@@ -85,24 +84,24 @@ class AsyncClient(BaseClient):
 
     # -- sending -----------------------------------------------------------------------------
 
-    async def _send(self, call: _Call[Any]) -> httpx.Response:
+    async def _send(self, call: Call[Any]) -> httpx.Response:
         retry = 0
         while True:
             try:
                 response = await self._http.send(call.request)
             except httpx.RequestError as exc:
-                delay = self._retry_after_error(call, retry, exc)
+                delay = retry_after_error(self._retry, call, retry, exc)
                 if delay is None:
-                    raise _transport_error(call.request, exc) from exc
+                    raise transport_error(call.request, exc) from exc
             else:
-                delay = self._retry_after_response(call, retry, response)
+                delay = retry_after_response(self._retry, call, retry, response)
                 if delay is None:
                     return response
                 await response.aclose()
             await asyncio.sleep(delay)
             retry += 1
 
-    async def _run(self, call: _Call[T]) -> T:
+    async def _run(self, call: Call[T]) -> T:
         return call.parse(await self._send(call))
 
     # -- API ---------------------------------------------------------------------------------

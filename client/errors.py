@@ -17,8 +17,9 @@ Every error derives from :class:`GlintClientError`::
 
 Other error statuses (405, 429, ...) raise a plain :class:`APIError`. Every
 :class:`APIError` carries the ``status_code`` and the ``code``, ``message`` and ``field`` of the
-server's error envelope (``{"error": {"code", "message", "field"}}``); bodies that are not such
-an envelope (a proxy's HTML page, say) still map by status, with ``code`` ``"http_<status>"``.
+server's error envelope (``{"error": {"code", "message", "field"}}``; the codes and their
+statuses are listed in :data:`glint.wire.ERROR_CODES`); bodies that are not such an envelope (a
+proxy's HTML page, say) still map by status, with ``code`` ``"http_<status>"``.
 
 Arguments the client can see are wrong (a NaN in a vector, ``k=0``, a 3-D query) raise the
 builtin :class:`ValueError` before anything is sent; they are not part of this tree.

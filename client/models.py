@@ -1,16 +1,10 @@
 """The wire contract: request and response bodies of the REST API.
 
-Defined once, here, and imported by both the service and the client. Only pydantic and the
-standard library are imported, so the client stays light.
+Defined once, here, and imported by both the service and the client. Only pydantic, the
+standard library and :mod:`glint.wire` are imported, so the client stays light.
 
-Binary batch transport (``POST /v1/collections/{name}/search/batch``):
-
-- request: ``Content-Type: application/x-npy`` with a float32 ``[nq, dim]`` array saved by
-  ``numpy.save``; ``k`` and ``params`` (a JSON object) go in the query string;
-- response: with ``Accept: application/x-npz`` the body is an ``.npz`` holding ``ids``
-  (int64 ``[nq, k]``, padded with -1) and ``scores`` (float32 ``[nq, k]``); the metric and the
-  time taken come in the ``X-Glint-Metric`` and ``X-Glint-Took-Ms`` headers. Otherwise the
-  response is a JSON :class:`BatchSearchResponse`.
+The binary batch transport (``.npy`` in, ``.npz`` out), its media types and headers are those
+of :mod:`glint.wire`; ``NPY_MEDIA_TYPE`` and ``NPZ_MEDIA_TYPE`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -18,6 +12,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE
 
 __all__ = [
     "NPY_MEDIA_TYPE",
@@ -35,9 +31,6 @@ __all__ = [
     "SearchRequest",
     "SearchResponse",
 ]
-
-NPY_MEDIA_TYPE = "application/x-npy"
-NPZ_MEDIA_TYPE = "application/x-npz"
 
 MetricName = Literal["ip", "cos", "l2"]
 Include = Literal["payload"]

@@ -10,27 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from .base import Index, default_threads, prepare_build_inputs, prepare_ids_payloads
-from .config import IndexConfig, MuveraConfig, config_from_dict, parse_spec
-from .errors import ConfigError, FormatError
-from .flat import FlatIndex
-from .hnsw import HNSWIndex
-from .ivfpq import IVFPQIndex
+from .base import Index, IndexMeta
+from .config import IndexConfig
+from .errors import FormatError, InputError
 from .metrics import check_metric
-from .multivec import TokenSets, as_token_sets
-from .muvera import MuveraIndex
+from .payloads import MemoryPayloads, PayloadStore
+from .registry import config_from_dict, get_kind, kind_names, parse_spec
 from .storage import IndexReader, glint_version
+from .validate import check_ids, check_threads
 
 __all__ = ["build_index", "load_index"]
 
 log = logging.getLogger(__name__)
-
-_INDEX_CLASSES: dict[str, type[Any]] = {
-    "flat": FlatIndex,
-    "hnsw": HNSWIndex,
-    "ivfpq": IVFPQIndex,
-    "muvera": MuveraIndex,
-}
 
 
 def build_index(
@@ -54,58 +45,47 @@ def build_index(
     """
     config = parse_spec(spec)
     checked_metric = check_metric(metric)
-    n_threads = default_threads(threads)
+    n_threads = check_threads(threads)
+    kind = get_kind(config.kind)
     started = time.perf_counter()
-    x: np.ndarray | TokenSets
-    if isinstance(config, MuveraConfig):
-        sets = as_token_sets(vectors, what="documents")
-        x = sets.normalized() if checked_metric == "cos" else sets
-        id_arr, store = prepare_ids_payloads(x.count, ids, payloads)
-        count, dim = x.count, x.dim
-    else:
-        if isinstance(vectors, TokenSets):
-            raise ConfigError(
-                f"{config.kind} indexes single vectors; token sets need the muvera kind"
-            )
-        x, id_arr, store = prepare_build_inputs(vectors, checked_metric, ids, payloads)
-        count, dim = x.shape
-    build_info: dict[str, Any] = {"threads": n_threads, "glint_version": glint_version()}
+    data, count, dim = kind.index.prepare_data(vectors, checked_metric)
+    id_arr, store = _ids_and_payloads(count, ids, payloads)
+    build: dict[str, Any] = {"threads": n_threads, "glint_version": glint_version()}
     if source:
-        build_info["source"] = source
-    cls = _INDEX_CLASSES[config.kind]
-    index: Index = cls.build(
-        x,
-        config,
-        checked_metric,
-        dim=dim,
-        count=count,
-        ids=id_arr,
-        payloads=store,
-        build=build_info,
-        progress=progress,
-    )
+        build["source"] = source
+    meta = IndexMeta(config, checked_metric, dim, count, id_arr, store, build)
+    index = kind.index.build(data, meta, progress=progress)
     index.build_info["seconds"] = round(time.perf_counter() - started, 3)
-    log.info(
-        "built %s over %d x %d in %.2fs",
-        config.spec(),
-        count,
-        dim,
-        index.build_info["seconds"],
-    )
+    log.info("built %s over %d x %d in %.2fs", index.spec, count, dim, index.build_info["seconds"])
     return index
+
+
+def _ids_and_payloads(
+    n: int, ids: Any | None, payloads: Sequence[dict[str, Any] | None] | None
+) -> tuple[np.ndarray | None, PayloadStore | None]:
+    """Validate the ids and payloads of ``n`` indexed items."""
+    id_arr = None if ids is None else check_ids(np.asarray(ids), n)
+    store = None
+    if payloads is not None:
+        if len(payloads) != n:
+            raise InputError(f"payloads: {len(payloads)} payloads for {n} vectors")
+        store = MemoryPayloads(
+            id_arr if id_arr is not None else np.arange(n, dtype=np.int64), payloads
+        )
+    return id_arr, store
 
 
 def load_index(path: str | os.PathLike[str], *, verify: bool = True) -> Index:
     """Open an index directory (arrays memory-mapped); ``verify`` checks every file's sha256."""
     reader = IndexReader(path, verify=verify)
     manifest = reader.manifest
-    kind = manifest["kind"]
-    if kind not in _INDEX_CLASSES:
-        raise FormatError(f"{reader.root}: unknown index kind {kind!r} in the manifest")
+    name = manifest["kind"]
+    if not isinstance(name, str) or name not in kind_names():
+        raise FormatError(f"{reader.root}: unknown index kind {name!r} in the manifest")
+    kind = get_kind(name)
     try:
-        config = config_from_dict(kind, manifest["config"])
+        config = config_from_dict(kind.name, manifest["config"])
         metric = check_metric(manifest["metric"])
     except ValueError as exc:
         raise FormatError(f"{reader.root}: damaged manifest ({exc})") from None
-    index: Index = _INDEX_CLASSES[kind].load_from(reader, config, metric)
-    return index
+    return kind.index._load(reader, IndexMeta.from_reader(reader, config, metric))

@@ -1,9 +1,11 @@
 """The protocol every index kind implements, and what they share.
 
-:class:`Index` owns the parts common to all kinds: query validation, search parameter parsing,
-mapping internal rows to external ids, the user-facing score convention, payloads, saving
-(through :class:`~glint.index.storage.IndexWriter`) and statistics. A kind implements
-:meth:`Index._search` (rows and internal larger-is-better scores), :meth:`Index._save_arrays`,
+:class:`Index` owns the parts common to all kinds: query validation, resolving a search's
+parameters (:meth:`Index.resolve_params`), mapping internal rows to external ids, the
+user-facing score convention, payloads, saving (through
+:class:`~glint.index.storage.IndexWriter`) and statistics. A kind declares its
+``config_type`` and ``params_type`` and implements :meth:`Index._search` (rows and internal
+larger-is-better scores), :meth:`Index._defaults`, :meth:`Index._save_arrays`,
 :meth:`Index._load` and :meth:`Index._arrays`.
 """
 
@@ -11,20 +13,22 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from .config import IndexConfig, SearchParams, parse_search_params, search_param_limit
-from .errors import ConfigError, FormatError, InputError
+from .config import IndexConfig, SearchParams
+from .errors import ConfigError, FormatError
 from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
+from .multivec import TokenSets
 from .payloads import PAYLOAD_FILE, MemoryPayloads, PayloadStore, SqlitePayloads, write_payloads
-from .readers import check_ids, check_vectors
 from .storage import IndexReader, IndexWriter
+from .validate import check_k, check_threads, check_vectors
 
-__all__ = ["Index", "SearchResult", "check_k"]
+__all__ = ["Index", "IndexMeta", "SearchResult", "check_k"]
 
 IDS_FILE = "ids.npy"
 
@@ -36,55 +40,90 @@ class SearchResult(NamedTuple):
     scores: np.ndarray
 
 
-def check_k(k: object) -> int:
-    """``k`` must be a positive integer."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k must be a positive integer, got {k!r}")
-    return int(k)
+@dataclass(frozen=True, eq=False)
+class IndexMeta:
+    """What every index holds besides its kind's own arrays: handed to a kind's ``build`` and
+    ``_load`` as one value."""
 
+    config: IndexConfig
+    metric: Metric
+    dim: int
+    count: int
+    ids: np.ndarray | None = None
+    """External ids, int64 [count]; None means the row numbers."""
+    payloads: PayloadStore | None = None
+    build: Mapping[str, Any] = field(default_factory=dict)
+    """How the index was built (threads, timings, what a build chose): ``glint info`` shows it."""
+    reader: IndexReader | None = None
+    """The directory the index was loaded from, if it was."""
 
-def default_threads(threads: int | None) -> int:
-    """``threads`` if given (>= 1), else the number of usable cores."""
-    if threads is None:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-    return threads
+    def but(self, **changes: Any) -> IndexMeta:
+        """A copy with ``changes`` (``build`` entries are merged into the current ones)."""
+        if "build" in changes:
+            changes["build"] = {**self.build, **changes["build"]}
+        return replace(self, **changes)
+
+    @classmethod
+    def from_reader(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> IndexMeta:
+        """The shared part of a verified index directory: dim, count, ids and payloads."""
+        manifest = reader.manifest
+        dim, count = manifest["dim"], manifest["count"]
+        if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 1:
+            raise FormatError(f"{reader.root}: damaged manifest, bad dim/count {dim!r}/{count!r}")
+        ids = None
+        if reader.has(IDS_FILE):
+            ids = reader.load_array(IDS_FILE)
+            if ids.shape != (count,) or ids.dtype != np.int64:
+                raise FormatError(
+                    f"{reader.root}: damaged index, ids.npy does not hold {count} ids"
+                )
+        payloads = SqlitePayloads(reader.path(PAYLOAD_FILE)) if reader.has(PAYLOAD_FILE) else None
+        build = manifest.get("build") or {}
+        return cls(config, metric, dim, count, ids, payloads, build, reader)
 
 
 class Index(ABC):
     """A searchable index of ``count`` vectors of dimension ``dim``."""
 
     kind: ClassVar[str]
+    config_type: ClassVar[type[IndexConfig]]
+    params_type: ClassVar[type[SearchParams]]
     multivector: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        *,
-        config: IndexConfig,
-        metric: Metric,
-        dim: int,
-        count: int,
-        ids: np.ndarray | None = None,
-        payloads: PayloadStore | None = None,
-        build: Mapping[str, Any] | None = None,
-        reader: IndexReader | None = None,
-    ) -> None:
-        self.config = config
-        self.metric: Metric = metric
-        self.dim = dim
-        self.count = count
-        self._ids = ids
-        self._payloads = payloads
-        self.build_info: dict[str, Any] = dict(build or {})
-        self._reader = reader
+    def __init__(self, meta: IndexMeta) -> None:
+        self.config = meta.config
+        self.metric: Metric = meta.metric
+        self.dim = meta.dim
+        self.count = meta.count
+        self._ids = meta.ids
+        self._payloads = meta.payloads
+        self.build_info: dict[str, Any] = dict(meta.build)
+        self._reader = meta.reader
 
     # -- what a kind implements -------------------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def build(
+        cls, data: Any, meta: IndexMeta, progress: Callable[[int], None] | None = None
+    ) -> Index:
+        """Build from validated ``data`` (float32 [count, dim], normalised for ``cos``; token
+        sets for a multi-vector kind); ``progress`` is called with items indexed."""
+
+    @abstractmethod
+    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+        """The values a search for ``k`` takes for the keys ``params`` leaves out."""
+
+    def _check(self, params: Any) -> None:
+        """Refuse resolved ``params`` that do not fit this index (a ConfigError naming why):
+        checked as the search runs, after any cap a server applies."""
+        return None  # every value fits, unless a kind says otherwise
+
     @abstractmethod
     def _search(
-        self, queries: np.ndarray, k: int, params: SearchParams, threads: int
+        self, queries: Any, k: int, params: Any, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Rows int64 [nq, k] (-1 padded) and internal scores float32 [nq, k], best first."""
+        """Rows int64 [nq, k] (-1 padded) and internal scores float32 [nq, k], best first;
+        ``params`` is this kind's resolved :class:`SearchParams`."""
 
     @abstractmethod
     def _save_arrays(self, writer: IndexWriter) -> None:
@@ -92,15 +131,81 @@ class Index(ABC):
 
     @classmethod
     @abstractmethod
-    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> Index:
-        """Rebuild the index from a verified directory; ``common`` holds the constructor's
-        shared keyword arguments."""
+    def _load(cls, reader: IndexReader, meta: IndexMeta) -> Index:
+        """Rebuild the index from a verified directory."""
 
     @abstractmethod
     def _arrays(self) -> Sequence[np.ndarray]:
         """The arrays the index searches, for memory accounting."""
 
-    # -- shared behaviour -------------------------------------------------------------------
+    @classmethod
+    def prepare_data(cls, data: Any, metric: Metric) -> tuple[Any, int, int]:
+        """What a build of this kind indexes, validated, with its count and dimension: here
+        float32 [n, d] vectors, normalised for ``cos``."""
+        if isinstance(data, TokenSets):
+            raise ConfigError(f"{cls.kind} indexes single vectors; token sets need the muvera kind")
+        x = check_vectors(np.asarray(data), what="vectors")
+        return (normalize_rows(x) if metric == "cos" else x), x.shape[0], x.shape[1]
+
+    # -- searching --------------------------------------------------------------------------
+    def resolve_params(
+        self, k: int, params: Mapping[str, Any] | SearchParams | None = None
+    ) -> SearchParams:
+        """The search for ``k`` results that ``params`` (a mapping, or this kind's
+        :class:`SearchParams`) asks for: validated, with every default filled in. A server caps
+        it with :meth:`SearchParams.capped`; :meth:`search` takes it as it is, and refuses
+        values that do not fit this index (``nprobe`` over ``nlist``, say)."""
+        k = check_k(k)
+        if isinstance(params, SearchParams):
+            if type(params) is self.params_type and params.resolved_for == k:
+                return params
+            params = params.given()
+        parsed = self._parse_params(params)
+        return parsed.resolved(k, self._defaults(k, parsed))
+
+    def _parse_params(self, params: Mapping[str, Any] | None) -> SearchParams:
+        return self.params_type.parse(params, what=f"search on a {self.kind!r} index")
+
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        params: Mapping[str, Any] | SearchParams | None = None,
+        threads: int | None = None,
+        **keywords: Any,
+    ) -> SearchResult:
+        """Search ``queries`` (float32 [nq, dim] or [dim]) for their ``k`` nearest vectors.
+
+        ``params`` are the kind's search parameters (a mapping, or a :class:`SearchParams`
+        from :meth:`resolve_params`); ``index.search(q, k=10, ef_search=64)`` gives them as
+        keywords instead.
+        """
+        if keywords:
+            if params is not None:
+                raise ConfigError("give search parameters as params= or as keywords, not both")
+            params = keywords
+        resolved = self.resolve_params(k, params)
+        q = self.prepare_queries(queries)
+        self._check(resolved)
+        rows, internal = self._search(q, int(k), resolved, check_threads(threads))
+        return SearchResult(self._external_ids(rows), to_user_scores(self.metric, internal))
+
+    def prepare_queries(self, queries: Any) -> Any:
+        """Validate queries (float32 [nq, dim], finite) and apply the metric's preprocessing."""
+        q = np.asarray(queries)
+        if q.ndim == 1:
+            q = q.reshape(1, -1)
+        q = check_vectors(q, what="queries", dim=self.dim)
+        return normalize_rows(q) if self.metric == "cos" else q
+
+    def _external_ids(self, rows: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            return rows.astype(np.int64, copy=False)
+        out = np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
+        return out.astype(np.int64, copy=False)
+
+    # -- what it is -------------------------------------------------------------------------
     @property
     def spec(self) -> str:
         return self.config.spec()
@@ -109,6 +214,11 @@ class Index(ABC):
     def path(self) -> Path | None:
         """The directory the index was loaded from, if any."""
         return self._reader.root if self._reader is not None else None
+
+    @property
+    def manifest(self) -> Mapping[str, Any] | None:
+        """The manifest of the directory the index was loaded from (None if built in memory)."""
+        return self._reader.manifest if self._reader is not None else None
 
     @property
     def larger_is_better(self) -> bool:
@@ -128,49 +238,6 @@ class Index(ABC):
     @property
     def disk_bytes(self) -> int:
         return self._reader.disk_bytes if self._reader is not None else 0
-
-    def prepare_queries(self, queries: Any) -> np.ndarray:
-        """Validate queries (float32 [nq, dim], finite) and apply the metric's preprocessing."""
-        q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q.reshape(1, -1)
-        q = check_vectors(q, what="queries", dim=self.dim)
-        return normalize_rows(q) if self.metric == "cos" else q
-
-    def search(
-        self, queries: Any, k: int = 10, *, threads: int | None = None, **params: Any
-    ) -> SearchResult:
-        """Search ``queries`` (float32 [nq, dim] or [dim]) for their ``k`` nearest vectors."""
-        k = check_k(k)
-        parsed = self._parse_params(params)
-        q = self.prepare_queries(queries)
-        rows, internal = self._search(q, k, parsed, default_threads(threads))
-        return SearchResult(self._external_ids(rows), to_user_scores(self.metric, internal))
-
-    def _parse_params(self, params: Mapping[str, Any]) -> SearchParams:
-        return parse_search_params(self.kind, params)
-
-    def default_candidates(self, k: int) -> dict[str, int]:
-        """The candidate counts a search for ``k`` results uses when its parameters leave them
-        out (or give None), by parameter name."""
-        return {}
-
-    def capped_defaults(self, k: int, params: Mapping[str, Any], cap: int) -> dict[str, int]:
-        """The candidate counts a search for ``k`` with ``params`` would take from defaults
-        over ``cap``, each set to ``cap`` (or to the parameter's own limit, if lower): what a
-        service adds to ``params`` so that its cap bounds every query's work."""
-        out = {}
-        for key, value in self.default_candidates(k).items():
-            if params.get(key) is None and value > cap:
-                limit = search_param_limit(self.kind, key)
-                out[key] = cap if limit is None else min(cap, limit)
-        return out
-
-    def _external_ids(self, rows: np.ndarray) -> np.ndarray:
-        if self._ids is None:
-            return rows.astype(np.int64, copy=False)
-        out = np.where(rows >= 0, self._ids[np.maximum(rows, 0)], -1)
-        return out.astype(np.int64, copy=False)
 
     def payloads(self, ids: Sequence[int] | np.ndarray) -> dict[int, dict[str, Any] | None]:
         """Payloads of the given external ids (``None`` where an id has none)."""
@@ -194,6 +261,7 @@ class Index(ABC):
             "build": self.build_info,
         }
 
+    # -- lifecycle --------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the index to directory ``path`` atomically."""
         with IndexWriter(path, overwrite=overwrite) as writer:
@@ -217,7 +285,7 @@ class Index(ABC):
                 }
             )
 
-    def _iter_stored_payloads(self) -> Any:
+    def _iter_stored_payloads(self) -> Iterator[tuple[int, dict[str, Any] | None]]:
         ids = self._ids if self._ids is not None else np.arange(self.count, dtype=np.int64)
         for start in range(0, len(ids), 1000):
             yield from self.payloads(ids[start : start + 1000]).items()
@@ -231,58 +299,3 @@ class Index(ABC):
         """Release open resources (payload connections)."""
         if self._payloads is not None:
             self._payloads.close()
-
-    @classmethod
-    def load_from(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> Index:
-        manifest = reader.manifest
-        dim, count = manifest["dim"], manifest["count"]
-        if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 1:
-            raise FormatError(f"{reader.root}: damaged manifest, bad dim/count {dim!r}/{count!r}")
-        ids = None
-        if reader.has(IDS_FILE):
-            ids = reader.load_array(IDS_FILE)
-            if ids.shape != (count,) or ids.dtype != np.int64:
-                raise FormatError(
-                    f"{reader.root}: damaged index, ids.npy does not hold {count} ids"
-                )
-        payloads = SqlitePayloads(reader.path(PAYLOAD_FILE)) if reader.has(PAYLOAD_FILE) else None
-        common = {
-            "config": config,
-            "metric": metric,
-            "dim": dim,
-            "count": count,
-            "ids": ids,
-            "payloads": payloads,
-            "build": manifest.get("build") or {},
-            "reader": reader,
-        }
-        return cls._load(reader, common)
-
-
-def prepare_build_inputs(
-    vectors: Any,
-    metric: Metric,
-    ids: Any | None,
-    payloads: Sequence[dict[str, Any] | None] | None,
-) -> tuple[np.ndarray, np.ndarray | None, PayloadStore | None]:
-    """Validate what a build is given; returns (vectors for the metric, ids, payload store)."""
-    x = check_vectors(np.asarray(vectors), what="vectors")
-    id_arr, store = prepare_ids_payloads(x.shape[0], ids, payloads)
-    if metric == "cos":
-        x = normalize_rows(x)
-    return x, id_arr, store
-
-
-def prepare_ids_payloads(
-    n: int, ids: Any | None, payloads: Sequence[dict[str, Any] | None] | None
-) -> tuple[np.ndarray | None, PayloadStore | None]:
-    """Validate the ids and payloads of ``n`` indexed items."""
-    id_arr = None if ids is None else check_ids(np.asarray(ids), n)
-    store = None
-    if payloads is not None:
-        if len(payloads) != n:
-            raise InputError(f"payloads: {len(payloads)} payloads for {n} vectors")
-        store = MemoryPayloads(
-            id_arr if id_arr is not None else np.arange(n, dtype=np.int64), payloads
-        )
-    return id_arr, store

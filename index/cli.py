@@ -18,10 +18,10 @@ import numpy as np
 from tqdm import tqdm
 
 from .api import build_index, load_index
-from .config import MuveraConfig, parse_spec
 from .errors import ConfigError, InputError
 from .multivec import read_token_sets
 from .readers import read_ids, read_payloads, read_vectors
+from .registry import get_kind, parse_spec
 from .storage import read_manifest
 
 __all__ = ["add_index_commands"]
@@ -49,7 +49,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = parse_spec(args.index)  # a bad spec fails before any reading
     items: Any
     ids, payloads = None, None
-    if isinstance(config, MuveraConfig):
+    if get_kind(config.kind).index.multivector:
         items = read_token_sets(args.input, what="documents")
         count = items.count
     else:

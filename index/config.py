@@ -1,37 +1,37 @@
-"""The index spec grammar and the typed configs it parses into.
+"""The spec grammar, and the two kinds of typed settings every index kind declares.
 
 A spec is one string, ``KIND[:key=value,...]``; a value may be a nested spec in parentheses
-(``muvera:r_reps=20,inner=(hnsw:m=32)``). :func:`parse_spec` turns it into a frozen pydantic
-config, one class per kind; :meth:`IndexConfig.spec` turns a config back into its canonical
-string. Build configs and search parameters are separate types: :func:`parse_search_params`
-validates the keys a search accepts for a given kind.
+(``muvera:r_reps=20,inner=(hnsw:m=32)``). :func:`split_spec` cuts it into the kind and raw
+values; the kind's :class:`IndexConfig` subclass (found through :mod:`glint.index.registry`)
+validates them, and :meth:`IndexConfig.spec` turns a config back into its canonical string.
+
+Build configs and search parameters are separate types. A kind's :class:`SearchParams`
+subclass declares the keys a search takes; fields made with :func:`candidate_count` set how
+many candidates a query examines, which is what a server caps (:meth:`SearchParams.capped`).
+An index turns what a caller gives into a *resolved* :class:`SearchParams` once per search
+(``Index.resolve_params``): validated, with every default filled in for that ``k``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from typing_extensions import Self
 
-from .errors import ConfigError
+from .errors import ConfigError, OverLimitError
 
 __all__ = [
-    "FlatConfig",
-    "FlatSearchParams",
-    "HNSWConfig",
-    "HNSWSearchParams",
-    "IVFPQConfig",
-    "IVFPQSearchParams",
     "IndexConfig",
-    "MuveraConfig",
-    "MuveraSearchParams",
     "SearchParams",
-    "config_from_dict",
-    "parse_search_params",
-    "parse_spec",
+    "candidate_count",
+    "check_keys",
     "split_spec",
+    "validate_model",
 ]
+
+_CANDIDATE_TAG = "glint_candidate_count"
 
 
 class IndexConfig(BaseModel):
@@ -55,169 +55,143 @@ class IndexConfig(BaseModel):
         return f"{self.kind}:{','.join(parts)}" if parts else self.kind
 
     def manifest_dict(self) -> dict[str, Any]:
-        """The config as the manifest stores it (read back by :func:`config_from_dict`)."""
+        """The config as the manifest stores it (read back by ``config_from_dict``)."""
         return self.model_dump(mode="json")
 
 
+def candidate_count(*, le: int, description: str, default: int | None = None) -> Any:
+    """A search parameter that sets how many candidates a query examines (>= 1, <= ``le``):
+    the fields a server's candidate cap applies to."""
+    return Field(
+        default=default,
+        ge=1,
+        le=le,
+        description=description,
+        json_schema_extra={_CANDIDATE_TAG: True},
+    )
+
+
 class SearchParams(BaseModel):
-    """Base of every kind's search parameters: frozen, unknown keys refused."""
+    """Base of every kind's search parameters: frozen, unknown keys refused.
+
+    A parsed instance remembers which keys the caller gave (pydantic's ``model_fields_set``,
+    None values left out); a resolved one (:meth:`resolved`) also holds every default for the
+    ``k`` it was resolved for, so kernels never look a default up again.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+    _resolved_for: int | None = PrivateAttr(default=None)
 
-
-class FlatConfig(IndexConfig):
-    """Exact search over stored vectors."""
-
-    kind: ClassVar[str] = "flat"
-    storage: Literal["f32", "f16", "lvq8"] = "f32"
-
-
-class FlatSearchParams(SearchParams):
-    """Exact search takes no search parameters."""
-
-
-class HNSWConfig(IndexConfig):
-    """A hierarchical navigable small-world graph over f32, f16 or LVQ-compressed storage."""
-
-    kind: ClassVar[str] = "hnsw"
-    m: int = Field(default=32, ge=4, le=128, description="Graph degree (2m on layer 0).")
-    ef_construction: int = Field(default=200, ge=8, le=4096)
-    storage: Literal["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"] = "lvq4x8"
-
-
-class HNSWSearchParams(SearchParams):
-    ef_search: int = Field(default=64, ge=1, le=16384, description="Beam width on layer 0.")
-    rerank: int | None = Field(
-        default=None,
-        ge=1,
-        le=16384,
-        description="Candidates re-scored with the residual level (default: all ef_search).",
-    )
-
-
-class IVFPQConfig(IndexConfig):
-    """An inverted file of ``nlist`` lists whose vectors are product-quantized into ``m``
-    codes of ``nbits`` bits (4 = faiss's fast-scan), optionally after an OPQ rotation, with
-    re-ranking of the best candidates on LVQ-8 codes or float32 vectors.
-
-    ``nlist`` and ``m`` may be ``auto``; the build replaces them with the values it chose
-    (``auto`` nlist is about 2·√n rounded to a power of two; ``auto`` m gives 4 dimensions
-    per sub-quantizer), so a saved index always records numbers.
-    """
-
-    kind: ClassVar[str] = "ivfpq"
-    nlist: int | Literal["auto"] = Field(default="auto", description="Number of lists.")
-    m: int | Literal["auto"] = Field(default="auto", description="Sub-quantizers per vector.")
-    nbits: int = Field(default=4, description="Bits per code: 4 (fast-scan) or 8.")
-    opq: bool = False
-    rerank: Literal["none", "lvq8", "f32"] = "lvq8"
-
-    @field_validator("nlist", "m")
+    @model_validator(mode="before")
     @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and not 1 <= value <= 1 << 20:
-            raise ValueError("must be between 1 and 1048576, or auto")
-        return value
+    def _counts_in_any_number_form(cls, data: Any) -> Any:
+        """A candidate count may come as text in any number form ("260", "2.6e2"), as query
+        strings and hand-written JSON carry it; a whole number is taken as that integer."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name in cls.candidate_fields():
+            value = out.get(name)
+            if isinstance(value, str):
+                try:
+                    number = float(value)
+                except ValueError:
+                    continue  # not a number: the field's own validation says so
+                if number.is_integer():
+                    out[name] = int(number)
+        return out
 
-    @field_validator("nbits")
     @classmethod
-    def _four_or_eight(cls, value: int) -> int:
-        if value not in (4, 8):
-            raise ValueError("must be 4 or 8")
-        return value
+    def parse(cls, raw: Mapping[str, Any] | None, *, what: str, inner: str | None = None) -> Self:
+        """Validate ``raw`` (unknown keys name the valid ones); a None value counts as not
+        given. ``inner`` names the wrapped kind, for a kind that wraps another."""
+        raw = raw or {}
+        check_keys(cls, raw, what)
+        out: Self = validate_model(cls, {key: v for key, v in raw.items() if v is not None}, what)
+        return out
 
+    @property
+    def resolved_for(self) -> int | None:
+        """The ``k`` whose defaults this instance holds, or None if it is not resolved."""
+        return self._resolved_for
 
-class IVFPQSearchParams(SearchParams):
-    nprobe: int | None = Field(
-        default=None, ge=1, le=1 << 20, description="Lists scanned per query (default nlist/8)."
-    )
-    rerank_k: int | None = Field(
-        default=None,
-        ge=1,
-        le=16384,
-        description="Candidates re-scored exactly (default 10·k; needs rerank=lvq8|f32).",
-    )
+    def given(self) -> dict[str, Any]:
+        """The keys the caller set, with their values (the mapping it could have sent)."""
+        return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
+    def resolved(self, k: int, defaults: Mapping[str, Any]) -> Self:
+        """A copy holding ``defaults`` for the keys the caller left out, resolved for ``k``."""
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values.update({key: v for key, v in defaults.items() if key not in self.model_fields_set})
+        return self._rebuilt(values, k)
 
-class MuveraConfig(IndexConfig):
-    """Multi-vector retrieval through MUVERA fixed dimensional encodings (FDEs).
-
-    Each document's token set becomes one FDE of ``r_reps · 2^k_sim · dim_proj`` dimensions
-    (or ``final_dim`` after a count sketch), searched by the single-vector ``inner`` index;
-    the ``candidates`` it finds are re-ranked by exact Chamfer/MaxSim on the stored tokens
-    (``tokens`` storage). ``dim_proj=0`` keeps the tokens' own dimensions (no projection);
-    ``pool_factor`` > 1 clusters each document's tokens (Ward) and stores the cluster means
-    (the FDEs are still encoded from every input token).
-    """
-
-    kind: ClassVar[str] = "muvera"
-    k_sim: int = Field(default=4, ge=0, le=10, description="SimHash hyperplanes per repetition.")
-    dim_proj: int = Field(default=16, ge=0, le=4096, description="Projected dims (0 = none).")
-    r_reps: int = Field(default=10, ge=1, le=256, description="Independent repetitions.")
-    final_dim: int = Field(default=0, ge=0, le=1 << 20, description="Count sketch (0 = none).")
-    pool_factor: int = Field(default=1, ge=1, le=64, description="Token pooling factor.")
-    tokens: Literal["f32", "f16", "lvq8"] = "lvq8"
-    seed: int = Field(default=20261122, ge=0, le=(1 << 63) - 1)
-    inner: IndexConfig = Field(default_factory=lambda: HNSWConfig(storage="lvq4"))
-
-    @field_validator("inner", mode="before")
     @classmethod
-    def _inner_spec(cls, value: Any) -> IndexConfig:
-        if isinstance(value, IndexConfig):
-            config = value
-        elif isinstance(value, str):
-            config = parse_spec(value)
-        elif isinstance(value, Mapping) and isinstance(value.get("kind"), str):
-            rest = {k: v for k, v in value.items() if k != "kind"}
-            config = config_from_dict(value["kind"], rest)
-        else:
-            raise ValueError("must be the spec of a single-vector index, e.g. (hnsw:m=32)")
-        if isinstance(config, MuveraConfig):
-            raise ValueError("must be a single-vector index kind (flat, hnsw or ivfpq)")
-        return config
+    def candidate_fields(cls) -> tuple[str, ...]:
+        """The fields made with :func:`candidate_count`."""
+        return tuple(
+            name
+            for name, field in cls.model_fields.items()
+            if isinstance(field.json_schema_extra, dict)
+            and field.json_schema_extra.get(_CANDIDATE_TAG)
+        )
 
-    def manifest_dict(self) -> dict[str, Any]:
-        """The config as a manifest stores it (the inner config with its kind)."""
-        out = self.model_dump(mode="json")
-        out["inner"] = {"kind": self.inner.kind, **self.inner.model_dump(mode="json")}
+    @classmethod
+    def limit(cls, name: str) -> int | None:
+        """The largest value field ``name`` accepts, if it has a bound."""
+        for rule in cls.model_fields[name].metadata:
+            bound = getattr(rule, "le", None)
+            if bound is not None:
+                return int(bound)
+        return None
+
+    def capped(self, cap: int) -> Self:
+        """This search with its candidate counts bounded by ``cap``: a default over it is
+        lowered to it (and to the field's own bound), a value the caller gave over it is
+        refused with :class:`OverLimitError`."""
+        lowered: dict[str, Any] = {}
+        for name in self.candidate_fields():
+            value = getattr(self, name)
+            if value is None or value <= cap:
+                continue
+            if name in self.model_fields_set:
+                raise OverLimitError(f"parameter '{name}': must be at most {cap}", param=name)
+            limit = self.limit(name)
+            lowered[name] = cap if limit is None else min(cap, limit)
+        if not lowered:
+            return self
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        return self._rebuilt({**values, **lowered}, self._resolved_for)
+
+    def _rebuilt(self, values: dict[str, Any], resolved_for: int | None) -> Self:
+        # Values are validated already (or are the kind's own defaults): no second validation,
+        # and the caller's keys stay the ones it gave.
+        out = type(self).model_construct(_fields_set=set(self.model_fields_set), **values)
+        out._resolved_for = resolved_for
         return out
 
 
-class MuveraSearchParams(SearchParams):
-    """``candidates``: documents the inner index returns for exact re-ranking (default
-    max(10·k, 1000)); every other key goes to the inner index (see :func:`parse_search_params`)."""
-
-    candidates: int | None = Field(
-        default=None,
-        ge=1,
-        le=65536,
-        description="Candidates re-ranked exactly (default max(10·k, 1000)).",
-    )
-    inner: SearchParams = Field(default_factory=SearchParams)
-
-
-_KINDS: dict[str, type[IndexConfig]] = {
-    "flat": FlatConfig,
-    "hnsw": HNSWConfig,
-    "ivfpq": IVFPQConfig,
-    "muvera": MuveraConfig,
-}
-_SEARCH_PARAMS: dict[str, type[SearchParams]] = {
-    "flat": FlatSearchParams,
-    "hnsw": HNSWSearchParams,
-    "ivfpq": IVFPQSearchParams,
-}
+def validate_model(model: type[Any], values: Mapping[str, Any], what: str) -> Any:
+    """``model.model_validate(values)`` with one-line :class:`ConfigError` messages that name
+    the key, the value and the valid keys."""
+    check_keys(model, values, what)
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "?"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(
+            f"invalid value {err.get('input')!r} for key {key!r} of {what}: {message}"
+        ) from None
 
 
-def search_param_limit(kind: str, key: str) -> int | None:
-    """The largest value search parameter ``key`` takes on a ``kind`` index (None: no limit)."""
-    model = MuveraSearchParams if kind == "muvera" else _SEARCH_PARAMS.get(kind)
-    field = model.model_fields.get(key) if model is not None else None
-    for rule in field.metadata if field is not None else ():
-        limit = getattr(rule, "le", None)
-        if limit is not None:
-            return int(limit)
-    return None
+def check_keys(model: type[Any], values: Mapping[str, Any], what: str) -> None:
+    """Refuse the first key of ``values`` that ``model`` has no field for, naming the valid
+    ones."""
+    for key in values:
+        if key not in model.model_fields:
+            listing = ", ".join(model.model_fields) or "none"
+            raise ConfigError(f"unknown key {key!r} for {what}; valid keys: {listing}")
 
 
 def split_spec(spec: str) -> tuple[str, dict[str, str]]:
@@ -263,70 +237,3 @@ def _split_top_level(text: str, spec: str) -> list[str]:
         raise ConfigError(f"index spec {spec!r}: unbalanced '('")
     items.append(text[start:])
     return items
-
-
-def _config_class(kind: str) -> type[IndexConfig]:
-    try:
-        return _KINDS[kind]
-    except KeyError:
-        raise ConfigError(
-            f"unknown index kind {kind!r}; valid kinds: {', '.join(sorted(_KINDS))}"
-        ) from None
-
-
-def _validate(model: type[BaseModel], values: Mapping[str, Any], what: str) -> Any:
-    valid = list(model.model_fields)
-    for key in values:
-        if key not in model.model_fields:
-            listing = ", ".join(valid) if valid else "none"
-            raise ConfigError(f"unknown key {key!r} for {what}; valid keys: {listing}")
-    try:
-        return model.model_validate(dict(values))
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "?"
-        message = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(
-            f"invalid value {err.get('input')!r} for key {key!r} of {what}: {message}"
-        ) from None
-
-
-def parse_spec(spec: str | IndexConfig) -> IndexConfig:
-    """Parse a spec string (or pass a config through) into the kind's typed config."""
-    if isinstance(spec, IndexConfig):
-        return spec
-    kind, values = split_spec(spec)
-    cls = _config_class(kind)
-    return _validate(cls, values, f"index kind {kind!r}")  # type: ignore[no-any-return]
-
-
-def config_from_dict(kind: str, values: Mapping[str, Any]) -> IndexConfig:
-    """Rebuild a config from a manifest's ``kind`` and ``config`` entries."""
-    return _validate(_config_class(kind), values, f"index kind {kind!r}")  # type: ignore[no-any-return]
-
-
-def parse_search_params(
-    kind: str, params: Mapping[str, Any] | None, *, inner: str | None = None
-) -> SearchParams:
-    """Validate search parameters for ``kind``; unknown keys name the valid ones.
-
-    A ``muvera`` index takes ``candidates`` and the keys of its ``inner`` index's kind.
-    """
-    if kind == "muvera":
-        values = dict(params or {})
-        candidates = values.pop("candidates", None)
-        inner_kind = inner or "flat"
-        inner_model = _SEARCH_PARAMS[inner_kind]
-        for key in values:
-            if key not in inner_model.model_fields:
-                valid = ", ".join(["candidates", *inner_model.model_fields])
-                raise ConfigError(
-                    f"unknown key {key!r} for search on a 'muvera' index over {inner_kind!r}; "
-                    f"valid keys: {valid}"
-                )
-        inner_params = _validate(inner_model, values, "search on a 'muvera' index")
-        top = {} if candidates is None else {"candidates": candidates}
-        checked = _validate(MuveraSearchParams, top, "search on a 'muvera' index")
-        return checked.model_copy(update={"inner": inner_params})  # type: ignore[no-any-return]
-    model = _SEARCH_PARAMS[kind]
-    return _validate(model, params or {}, f"search on a {kind!r} index")  # type: ignore[no-any-return]

@@ -4,6 +4,7 @@ Every error derives from :class:`GlintError`::
 
     GlintError
     ├── ConfigError      a spec string, build key or search parameter is invalid
+    │   └── OverLimitError   a search parameter is over the server's cap
     ├── InputError       input vectors, ids or payloads are unusable (NaN, empty, duplicates, ...)
     │   └── DimensionError   a vector's dimension does not match the index
     ├── FormatError      an index directory is damaged, foreign or of an unsupported version
@@ -15,6 +16,9 @@ that only know the standard library can still catch them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "ConfigError",
     "DimensionError",
@@ -22,6 +26,9 @@ __all__ = [
     "GlintError",
     "InputError",
     "NotFoundError",
+    "OverLimitError",
+    "one_line",
+    "prefixed_errors",
 ]
 
 
@@ -31,6 +38,15 @@ class GlintError(Exception):
 
 class ConfigError(GlintError, ValueError):
     """An index spec, build key or search parameter is invalid."""
+
+
+class OverLimitError(ConfigError):
+    """A search parameter is over a limit set by whoever serves the index (not by its kind):
+    ``param`` names it."""
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InputError(GlintError, ValueError):
@@ -47,3 +63,21 @@ class FormatError(GlintError):
 
 class NotFoundError(GlintError, FileNotFoundError):
     """A path that should exist does not."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``str(exc)`` squeezed onto one line (or the exception's type name if it is empty)."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+@contextmanager
+def prefixed_errors(src: str) -> Iterator[None]:
+    """Re-raise glint errors from the block with ``src: `` in front of the message."""
+    try:
+        yield
+    except GlintError as exc:
+        message = str(exc)
+        if message.startswith(f"{src}: "):
+            raise
+        raise type(exc)(f"{src}: {message}").with_traceback(exc.__traceback__) from None

@@ -150,7 +150,7 @@ class FDEEncoder:
             _rng(p.seed, r, _HYPERPLANES).standard_normal((p.dim, p.k_sim), dtype=np.float32)
             for r in range(p.r_reps)
         ]
-        out = {"hyperplanes": np.concatenate(planes, axis=1)}
+        out: dict[str, np.ndarray] = {"hyperplanes": np.concatenate(planes, axis=1)}
         if p.dim_proj:
             scale = np.float32(1.0 / np.sqrt(p.dim_proj))
             blocks = [

@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 
-from .base import Index
-from .config import FlatConfig, SearchParams
+from .base import Index, IndexMeta
+from .config import IndexConfig, SearchParams
 from .errors import FormatError
-from .metrics import Metric
+from .registry import register
 from .storage import IndexReader, IndexWriter
 from .topk import TopK
 from .vecstore import VectorStore
 
-__all__ = ["FlatIndex", "exact_search"]
+__all__ = ["FlatConfig", "FlatIndex", "FlatSearchParams", "exact_search"]
 
 QUERY_CHUNK = 256
+SQ_NORMS_FILE = "sq_norms.npy"
 ROW_BLOCK = 16384
 
 
@@ -35,12 +36,14 @@ def _search_chunk(
     q_sq = None if sq_norms is None else np.einsum("ij,ij->i", queries, queries)[:, None]
     for start in range(0, vectors.shape[0], ROW_BLOCK):
         block = np.asarray(vectors[start : start + ROW_BLOCK], dtype=np.float32)
-        scores = queries @ block.T
-        if sq_norms is not None:
-            # negated squared distance: 2<q,x> - |x|^2 - |q|^2
-            scores *= 2.0
-            scores -= sq_norms[start : start + ROW_BLOCK]
-            scores -= q_sq
+        # huge finite inputs overflow to inf (or inf - inf = nan): the caller refuses them
+        with np.errstate(over="ignore", invalid="ignore"):
+            scores = queries @ block.T
+            if sq_norms is not None:
+                # negated squared distance: 2<q,x> - |x|^2 - |q|^2
+                scores *= 2.0
+                scores -= sq_norms[start : start + ROW_BLOCK]
+                scores -= q_sq
         top.push(scores, start)
     return top.result()
 
@@ -109,15 +112,16 @@ def _lvq8_chunk(
     q_mu = None if l2 else (queries @ store.mean)[:, None]
     for start in range(0, store.codes.shape[0], ROW_BLOCK):
         codes, delta, low = _lvq8_block(store.codes[start : start + ROW_BLOCK], store.dim)
-        scores = q @ codes.T
-        scores *= delta
-        scores += qsum * low
-        if sq_norms is not None:  # negated squared distance: 2<q', x'> - |x'|^2 - |q'|^2
-            scores *= 2.0
-            scores -= sq_norms[start : start + ROW_BLOCK]
-            scores -= q_sq
-        else:  # <q, x> = <q, x - μ> + <q, μ>
-            scores += q_mu
+        with np.errstate(over="ignore", invalid="ignore"):  # as in _search_chunk
+            scores = q @ codes.T
+            scores *= delta
+            scores += qsum * low
+            if sq_norms is not None:  # negated squared distance: 2<q', x'> - |x'|^2 - |q'|^2
+                scores *= 2.0
+                scores -= sq_norms[start : start + ROW_BLOCK]
+                scores -= q_sq
+            else:  # <q, x> = <q, x - μ> + <q, μ>
+                scores += q_mu
         top.push(scores, start)
     return top.result()
 
@@ -135,90 +139,87 @@ def exact_search_lvq8(
     return _over_chunks(queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k))
 
 
+class FlatConfig(IndexConfig):
+    """Exact search over stored vectors."""
+
+    kind: ClassVar[str] = "flat"
+    storage: Literal["f32", "f16", "lvq8"] = "f32"
+
+
+class FlatSearchParams(SearchParams):
+    """Exact search takes no search parameters."""
+
+
 class FlatIndex(Index):
     """Exact search; ``storage=f16`` halves memory at a small cost in score precision, and
     ``storage=lvq8`` quarters it (scores are those of the LVQ-8 reconstructions)."""
 
     kind = "flat"
+    config_type = FlatConfig
+    params_type = FlatSearchParams
     config: FlatConfig
 
-    def __init__(
-        self,
-        vectors: np.ndarray | None,
-        sq_norms: np.ndarray | None,
-        store: VectorStore | None = None,
-        **common: Any,
-    ) -> None:
-        super().__init__(**common)
-        self.vectors = vectors
-        self.sq_norms = sq_norms
+    def __init__(self, meta: IndexMeta, store: VectorStore, sq_norms: np.ndarray | None) -> None:
+        super().__init__(meta)
         self.store = store
+        self.sq_norms = sq_norms
 
     @classmethod
     def build(
-        cls,
-        vectors: np.ndarray,
-        config: FlatConfig,
-        metric: Metric,
-        progress: Callable[[int], None] | None = None,
-        **common: Any,
+        cls, data: Any, meta: IndexMeta, progress: Callable[[int], None] | None = None
     ) -> FlatIndex:
-        if config.storage == "lvq8":
-            store = VectorStore.encode(vectors, "lvq8")
-            norms = lvq8_sq_norms(store) if metric == "l2" else None
-            if progress is not None:
-                progress(len(vectors))
-            return cls(None, norms, store, config=config, metric=metric, **common)
-        stored = vectors.astype(np.float16) if config.storage == "f16" else vectors
-        sq_norms = None
-        if metric == "l2":
-            as_f32 = stored.astype(np.float32, copy=False)
-            sq_norms = np.einsum("ij,ij->i", as_f32, as_f32).astype(np.float32)
+        config = cast(FlatConfig, meta.config)
+        store = VectorStore.encode(data, config.storage)
+        norms = None
+        if meta.metric == "l2":
+            norms = lvq8_sq_norms(store) if store.codes is not None else _sq_norms(store.floats())
         if progress is not None:
-            progress(len(vectors))
-        return cls(stored, sq_norms, config=config, metric=metric, **common)
+            progress(len(data))
+        return cls(meta, store, norms)
+
+    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+        return {}
 
     def _search(
-        self, queries: np.ndarray, k: int, params: SearchParams, threads: int
+        self, queries: np.ndarray, k: int, params: Any, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        if self.store is not None:
+        if self.store.codes is not None:
             return exact_search_lvq8(
                 queries, self.store, k, sq_norms=self.sq_norms, threads=threads
             )
-        assert self.vectors is not None
-        return exact_search(queries, self.vectors, k, sq_norms=self.sq_norms, threads=threads)
+        vectors = self.store.floats()
+        return exact_search(queries, vectors, k, sq_norms=self.sq_norms, threads=threads)
 
     def _arrays(self) -> Sequence[np.ndarray]:
-        found = [self.vectors, self.sq_norms, *(self.store.arrays() if self.store else [])]
-        return [a for a in found if a is not None]
+        norms = [] if self.sq_norms is None else [self.sq_norms]
+        return [*self.store.arrays(), *norms]
 
     def _save_arrays(self, writer: IndexWriter) -> None:
-        if self.store is not None:
-            self.store.save(writer)
-        else:
-            assert self.vectors is not None
-            writer.save_array("vectors.npy", self.vectors)
+        self.store.save(writer)
         if self.sq_norms is not None:
-            writer.save_array("sq_norms.npy", self.sq_norms)
+            writer.save_array(SQ_NORMS_FILE, self.sq_norms)
 
     @classmethod
-    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> FlatIndex:
-        store, vectors = None, None
-        if common["config"].storage == "lvq8":
-            store = VectorStore.load(reader, "lvq8", common["dim"], common["count"])
-        else:
-            vectors = cls._load_vectors(reader, common)
+    def _load(cls, reader: IndexReader, meta: IndexMeta) -> FlatIndex:
+        config = cast(FlatConfig, meta.config)
+        store = VectorStore.load(reader, config.storage, meta.dim, meta.count)
         sq_norms = None
-        if common["metric"] == "l2":
-            sq_norms = reader.load_array("sq_norms.npy")
-            if sq_norms.shape != (common["count"],):
-                raise FormatError(f"{reader.root}: damaged index, sq_norms.npy has the wrong shape")
-        return cls(vectors, sq_norms, store, **common)
+        if meta.metric == "l2":
+            sq_norms = reader.load_array(SQ_NORMS_FILE)
+            if sq_norms.shape != (meta.count,):
+                raise FormatError(
+                    f"{reader.root}: damaged index, {SQ_NORMS_FILE} has the wrong shape"
+                )
+        return cls(meta, store, sq_norms)
 
-    @staticmethod
-    def _load_vectors(reader: IndexReader, common: dict[str, Any]) -> np.ndarray:
-        vectors = reader.load_array("vectors.npy")
-        want = np.float16 if common["config"].storage == "f16" else np.float32
-        if vectors.shape != (common["count"], common["dim"]) or vectors.dtype != want:
-            raise FormatError(f"{reader.root}: damaged index, vectors.npy has the wrong shape")
-        return vectors
+
+def _sq_norms(vectors: np.ndarray) -> np.ndarray:
+    """Squared norms of float rows (float16 ones are widened block by block)."""
+    parts = []
+    for start in range(0, vectors.shape[0], ROW_BLOCK):
+        block = np.asarray(vectors[start : start + ROW_BLOCK], dtype=np.float32)
+        parts.append(np.einsum("ij,ij->i", block, block))
+    return np.concatenate(parts).astype(np.float32)
+
+
+register(FlatIndex)

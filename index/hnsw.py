@@ -11,20 +11,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import numpy as np
+from pydantic import Field
 
-from .base import Index
-from .config import HNSWConfig, HNSWSearchParams, SearchParams
+from .base import Index, IndexMeta
+from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
 from .kernels.graph import rerank_residual, search_batch
 from .metrics import Metric
+from .registry import register
 from .storage import IndexReader, IndexWriter
 from .threads import faiss_threads, run_spans
-from .vecstore import VectorStore
+from .vecstore import Storage, VectorStore
 
-__all__ = ["Graph", "HNSWIndex", "build_graph"]
+__all__ = ["Graph", "HNSWConfig", "HNSWIndex", "HNSWSearchParams", "build_graph"]
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +130,42 @@ def build_graph(
     )
 
 
+class HNSWConfig(IndexConfig):
+    """A hierarchical navigable small-world graph over f32, f16 or LVQ-compressed storage."""
+
+    kind: ClassVar[str] = "hnsw"
+    m: int = Field(default=32, ge=4, le=128, description="Graph degree (2m on layer 0).")
+    ef_construction: int = Field(default=200, ge=8, le=4096)
+    storage: Storage = "lvq4x8"
+
+
+class HNSWSearchParams(SearchParams):
+    ef_search: int = candidate_count(default=64, le=16384, description="Beam width on layer 0.")
+    rerank: int | None = candidate_count(
+        le=16384,
+        description="Candidates re-scored with the residual level (default: all ef_search).",
+    )
+
+
 class HNSWIndex(Index):
     kind = "hnsw"
+    config_type = HNSWConfig
+    params_type = HNSWSearchParams
     config: HNSWConfig
 
-    def __init__(self, graph: Graph, store: VectorStore, **common: Any) -> None:
-        super().__init__(**common)
+    def __init__(self, meta: IndexMeta, graph: Graph, store: VectorStore) -> None:
+        super().__init__(meta)
         self.graph = graph
         self.store = store
         self._scratch = threading.local()
+
+    def with_storage(self, vectors: np.ndarray, storage: Storage) -> HNSWIndex:
+        """This graph over ``vectors`` (those it was built from) stored as ``storage``: to
+        compare storages on one graph."""
+        data, _, _ = self.prepare_data(vectors, self.metric)
+        config = self.config.model_copy(update={"storage": storage})
+        meta = IndexMeta(config, self.metric, self.dim, self.count)
+        return HNSWIndex(meta, self.graph, VectorStore.encode(data, storage))
 
     def _visited_set(self) -> tuple[np.ndarray, np.ndarray]:
         """This thread's visited tags (uint16 [n]) and tag counter, kept across searches so a
@@ -150,30 +179,29 @@ class HNSWIndex(Index):
 
     @classmethod
     def build(
-        cls,
-        vectors: np.ndarray,
-        config: HNSWConfig,
-        metric: Metric,
-        progress: Callable[[int], None] | None = None,
-        **common: Any,
+        cls, data: Any, meta: IndexMeta, progress: Callable[[int], None] | None = None
     ) -> HNSWIndex:
-        threads = int(common.get("build", {}).get("threads", 1))
-        graph = build_graph(vectors, config.m, config.ef_construction, metric, threads, progress)
-        store = VectorStore.encode(vectors, config.storage)
-        return cls(graph, store, config=config, metric=metric, **common)
+        config = cast(HNSWConfig, meta.config)
+        threads = int(meta.build.get("threads", 1))
+        graph = build_graph(data, config.m, config.ef_construction, meta.metric, threads, progress)
+        store = VectorStore.encode(data, config.storage)
+        return cls(meta, graph, store)
 
-    def default_candidates(self, k: int) -> dict[str, int]:
-        return {"ef_search": HNSWSearchParams.model_fields["ef_search"].default}
+    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+        p = cast(HNSWSearchParams, params)
+        return {"rerank": p.ef_search} if self.store.has_residual else {}
+
+    def _check(self, params: Any) -> None:
+        if cast(HNSWSearchParams, params).rerank is not None and not self.store.has_residual:
+            raise ConfigError(
+                f"rerank needs a storage with a residual level (lvq4x4, lvq4x8); this "
+                f"index stores {self.store.storage}"
+            )
 
     def _search(
-        self, queries: np.ndarray, k: int, params: SearchParams, threads: int
+        self, queries: np.ndarray, k: int, params: Any, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         params = cast(HNSWSearchParams, params)
-        if params.rerank is not None and not self.store.has_residual:
-            raise ConfigError(
-                f"rerank needs a storage with a residual level (lvq4x4, lvq4x8); this index "
-                f"stores {self.store.storage}"
-            )
         depth = max(params.rerank or params.ef_search, k) if self.store.has_residual else 0
         ef = max(params.ef_search, k, depth)
         prepared = self.store.prepare(queries, self.metric)
@@ -240,8 +268,11 @@ class HNSWIndex(Index):
         self.store.save(writer)
 
     @classmethod
-    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> HNSWIndex:
-        config: HNSWConfig = common["config"]
-        graph = Graph.load(reader, common["count"], config.m)
-        store = VectorStore.load(reader, config.storage, common["dim"], common["count"])
-        return cls(graph, store, **common)
+    def _load(cls, reader: IndexReader, meta: IndexMeta) -> HNSWIndex:
+        config = cast(HNSWConfig, meta.config)
+        graph = Graph.load(reader, meta.count, config.m)
+        store = VectorStore.load(reader, config.storage, meta.dim, meta.count)
+        return cls(meta, graph, store)
+
+
+register(HNSWIndex)

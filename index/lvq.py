@@ -48,7 +48,8 @@ class LVQCodes:
 
     @property
     def code_bytes(self) -> int:
-        return self.records.shape[1] - 4
+        out: int = self.records.shape[1] - 4
+        return out
 
     def constants(self) -> tuple[np.ndarray, np.ndarray]:
         """(Δ, l) as float32 [n] (exactly the stored float16 values)."""
@@ -68,7 +69,8 @@ class LVQCodes:
             levels = (1 << self.residual_bits) - 1
             r = _unpack(self.residual, self.residual_bits, self.dim).astype(np.float32)
             x += delta[:, None] * (r / levels - 0.5)
-        return x + self.mean
+        out: np.ndarray = x + self.mean
+        return out
 
 
 def _pack4(codes: np.ndarray) -> np.ndarray:
@@ -76,7 +78,8 @@ def _pack4(codes: np.ndarray) -> np.ndarray:
     half = (d + 1) // 2
     padded = np.zeros((n, 2 * half), np.uint8)
     padded[:, :d] = codes
-    return padded[:, :half] | (padded[:, half:] << 4)
+    out: np.ndarray = padded[:, :half] | (padded[:, half:] << 4)
+    return out
 
 
 def _unpack(packed: np.ndarray, bits: int, dim: int) -> np.ndarray:
@@ -156,7 +159,8 @@ def encode_lvq(
 def f16_powers() -> np.ndarray:
     """The 32 powers 2^(e - 25) that decode a float16 bit pattern arithmetically in the kernels
     (numba has no float16): see :func:`glint.index.kernels.distances._f16`."""
-    return np.ldexp(np.float32(1.0), np.arange(32) - 25).astype(np.float32)
+    out: np.ndarray = np.ldexp(np.float32(1.0), np.arange(32) - 25).astype(np.float32)
+    return out
 
 
 def f16_table() -> np.ndarray:

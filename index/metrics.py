@@ -26,7 +26,7 @@ def check_metric(metric: str) -> Metric:
     """Return ``metric`` if it is known, else raise :class:`ConfigError` listing the valid ones."""
     if metric not in METRICS:
         raise ConfigError(f"unknown metric {metric!r}; valid metrics: {', '.join(METRICS)}")
-    return metric  # type: ignore[return-value]
+    return metric
 
 
 def larger_is_better(metric: Metric) -> bool:
@@ -38,11 +38,13 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     """L2-normalise the rows of a float32 [n, d] matrix; zero rows stay zero."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     np.maximum(norms, np.float32(1e-30), out=norms)
-    return (x / norms).astype(np.float32, copy=False)
+    out: np.ndarray = (x / norms).astype(np.float32, copy=False)
+    return out
 
 
 def to_user_scores(metric: Metric, internal: np.ndarray) -> np.ndarray:
     """Turn internal larger-is-better scores [nq, k] into the metric's user convention."""
     if metric == "l2":
-        return np.negative(internal, dtype=np.float32)
+        out: np.ndarray = np.negative(internal, dtype=np.float32)
+        return out
     return internal.astype(np.float32, copy=False)

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DimensionError, FormatError, InputError, NotFoundError
+from glint.wire import tokensets
+
+from .errors import DimensionError, FormatError, InputError, NotFoundError, prefixed_errors
 from .kernels.maxsim import chamfer_from_sims, gather_tokens, ward_pool
 from .metrics import normalize_rows
-from .readers import _prefixed, check_vectors
 from .threads import run_spans
 from .topk import TopK
+from .validate import check_vectors
 
 if TYPE_CHECKING:
     from .vecstore import VectorStore
@@ -98,40 +100,6 @@ class TokenSets:
         return cls(np.concatenate(mats, axis=0), offsets)
 
 
-def check_offsets(offsets: Any, n_tokens: int, *, what: str) -> np.ndarray:
-    """``offsets`` must be 1-D integers, start at 0, strictly increase (no empty set) and end
-    at the number of tokens."""
-    arr = np.asarray(offsets)
-    if arr.ndim != 1 or arr.shape[0] < 2:
-        raise InputError(
-            f"{what}: offsets must be a 1-D array of n + 1 >= 2 integers, got shape {arr.shape}"
-        )
-    if arr.dtype.kind not in "iu":
-        raise InputError(f"{what}: offsets must be integers, got dtype {arr.dtype}")
-    out = arr.astype(np.int64)
-    if out[0] != 0:
-        raise InputError(f"{what}: offsets must start at 0, got {int(out[0])}")
-    steps = np.diff(out)
-    if (steps < 0).any():
-        i = int(np.argmax(steps < 0))
-        raise InputError(
-            f"{what}: offsets are not monotone: offsets[{i + 1}] = {int(out[i + 1])} is less "
-            f"than offsets[{i}] = {int(out[i])}"
-        )
-    if (steps == 0).any():
-        i = int(np.argmax(steps == 0))
-        raise InputError(
-            f"{what}: set {i} is empty (offsets[{i}] = offsets[{i + 1}] = {int(out[i])}); "
-            "every set needs at least one token"
-        )
-    if out[-1] != n_tokens:
-        raise InputError(
-            f"{what}: offsets end at {int(out[-1])} but there are {n_tokens} tokens "
-            "(the last offset must equal the number of token rows)"
-        )
-    return np.ascontiguousarray(out)
-
-
 def as_token_sets(data: Any, *, what: str = "token sets", dim: int | None = None) -> TokenSets:
     """Validate token sets given as a :class:`TokenSets`, a mapping (or ``.npz``) with
     ``tokens`` and ``offsets``, a ``(tokens, offsets)`` pair, a sequence of [t_i, d] matrices,
@@ -155,15 +123,18 @@ def as_token_sets(data: Any, *, what: str = "token sets", dim: int | None = None
             f"{what}: expected token sets (tokens [T, d] with offsets [n + 1], a list of "
             f"[t, d] matrices, or one [t, d] matrix), got {type(data).__name__}"
         )
-    arr = np.asarray(tokens)
-    if arr.ndim != 2:
-        raise InputError(f"{what}: tokens must be a 2-D [T, d] array, got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise InputError(f"{what}: no tokens")
+    try:  # the shape and offset checks are the wire's, shared with the service and client
+        arr = tokensets.check_token_matrix(tokens, what=what)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     if dim is not None and arr.shape[1] != dim:
         raise DimensionError(f"{what}: token dimension {arr.shape[1]} does not match {dim}")
     checked = check_vectors(arr, what=f"{what} tokens")
-    return TokenSets(checked, check_offsets(offsets, checked.shape[0], what=what))
+    try:
+        checked_offsets = tokensets.check_offsets(offsets, checked.shape[0], what=what)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    return TokenSets(checked, checked_offsets)
 
 
 def read_token_sets(
@@ -188,7 +159,7 @@ def read_token_sets(
             }
         except (ValueError, OSError) as exc:
             raise FormatError(f"{src}: unreadable array ({exc})") from None
-        with _prefixed(str(src)):
+        with prefixed_errors(str(src)):
             return as_token_sets(arrays, what=what, dim=dim)
     if src.suffix.lower() != ".npz":
         raise InputError(
@@ -200,7 +171,7 @@ def read_token_sets(
             arrays = {key: npz[key] for key in ("tokens", "offsets") if key in npz.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise FormatError(f"{src}: not a readable .npz file ({exc})") from None
-    with _prefixed(str(src)):
+    with prefixed_errors(str(src)):
         return as_token_sets(arrays, what=what, dim=dim)
 
 
@@ -243,7 +214,8 @@ _DOC_TOKEN_BLOCK = 32768
 def maxsim_scores(docs: TokenSets, query: np.ndarray) -> np.ndarray:
     """Exact Chamfer similarity of one query [t, d] against every document (float32 [n])."""
     one = TokenSets(np.asarray(query, np.float32), np.array([0, len(query)], np.int64))
-    return _block_scores(docs, one, 0, docs.count)[0]
+    out: np.ndarray = _block_scores(docs, one, 0, docs.count)[0]
+    return out
 
 
 def _block_scores(docs: TokenSets, queries: TokenSets, d0: int, d1: int) -> np.ndarray:

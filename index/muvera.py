@@ -15,27 +15,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
+from pydantic import Field, field_validator
+from typing_extensions import Self
 
-from .base import Index
-from .config import (
-    IndexConfig,
-    MuveraConfig,
-    MuveraSearchParams,
-    SearchParams,
-    parse_search_params,
-)
+from .api import build_index
+from .base import Index, IndexMeta
+from .config import IndexConfig, SearchParams, candidate_count, validate_model
 from .errors import ConfigError, FormatError
 from .fde import FDEEncoder, FDEParams
 from .metrics import Metric
 from .multivec import TokenSets, as_token_sets, pool_tokens, rerank_chamfer
+from .registry import config_from_dict, get_kind, parse_spec, register
 from .storage import IndexReader, IndexWriter
 from .vecstore import VectorStore
 
-__all__ = ["MuveraIndex"]
+__all__ = ["MuveraConfig", "MuveraIndex", "MuveraSearchParams"]
 
 OFFSETS_FILE = "token_offsets.npy"
 _FDE_FILES = {
@@ -47,54 +44,14 @@ _FDE_FILES = {
 TOKENS_PREFIX = "tokens."
 INNER_PREFIX = "inner."
 DEFAULT_CANDIDATE_FACTOR = 10
-# At least this many candidates by default: about recall@10 = 0.90 against exact Chamfer on
-# multivec-minilm (docs/benchmarks.md); fewer trade recall for speed, per query.
+# At least this many candidates by default: the depth docs/benchmarks.md measures for
+# recall@10 near 0.90 against exact Chamfer; fewer trade recall for speed, per query.
 DEFAULT_MIN_CANDIDATES = 1000
 
 
 def default_candidates(k: int) -> int:
     """Documents re-ranked per query when ``candidates`` is not given: max(10·k, 1000)."""
     return max(DEFAULT_CANDIDATE_FACTOR * k, DEFAULT_MIN_CANDIDATES)
-
-
-class _PrefixedWriter:
-    """A view of an :class:`IndexWriter` that puts every file name behind a prefix."""
-
-    def __init__(self, writer: IndexWriter, prefix: str) -> None:
-        self.writer, self.prefix = writer, prefix
-
-    def path(self, name: str) -> Path:
-        return self.writer.path(self.prefix + name)
-
-    def save_array(self, name: str, array: np.ndarray) -> None:
-        self.writer.save_array(self.prefix + name, array)
-
-
-class _PrefixedReader:
-    """A view of an :class:`IndexReader` over the files behind a prefix."""
-
-    def __init__(self, reader: IndexReader, prefix: str) -> None:
-        self.reader, self.prefix = reader, prefix
-        self.root = reader.root
-        self.manifest = reader.manifest
-        self.files = {
-            name[len(prefix) :]: entry
-            for name, entry in reader.files.items()
-            if name.startswith(prefix)
-        }
-
-    @property
-    def disk_bytes(self) -> int:
-        return sum(int(e["bytes"]) for e in self.files.values())
-
-    def has(self, name: str) -> bool:
-        return name in self.files
-
-    def path(self, name: str) -> Path:
-        return self.reader.path(self.prefix + name)
-
-    def load_array(self, name: str, *, mmap: bool = True) -> np.ndarray:
-        return self.reader.load_array(self.prefix + name, mmap=mmap)
 
 
 def fde_params(config: MuveraConfig, dim: int) -> FDEParams:
@@ -109,26 +66,111 @@ def fde_params(config: MuveraConfig, dim: int) -> FDEParams:
     )
 
 
-def _inner_class(kind: str) -> type[Index]:
-    from .api import _INDEX_CLASSES
+class MuveraConfig(IndexConfig):
+    """Multi-vector retrieval through MUVERA fixed dimensional encodings (FDEs).
 
-    return cast(type[Index], _INDEX_CLASSES[kind])
+    Each document's token set becomes one FDE of ``r_reps · 2^k_sim · dim_proj`` dimensions
+    (or ``final_dim`` after a count sketch), searched by the single-vector ``inner`` index;
+    the ``candidates`` it finds are re-ranked by exact Chamfer/MaxSim on the stored tokens
+    (``tokens`` storage). ``dim_proj=0`` keeps the tokens' own dimensions (no projection);
+    ``pool_factor`` > 1 clusters each document's tokens (Ward) and stores the cluster means
+    (the FDEs are still encoded from every input token).
+    """
+
+    kind: ClassVar[str] = "muvera"
+    k_sim: int = Field(default=4, ge=0, le=10, description="SimHash hyperplanes per repetition.")
+    dim_proj: int = Field(default=16, ge=0, le=4096, description="Projected dims (0 = none).")
+    r_reps: int = Field(default=10, ge=1, le=256, description="Independent repetitions.")
+    final_dim: int = Field(default=0, ge=0, le=1 << 20, description="Count sketch (0 = none).")
+    pool_factor: int = Field(default=1, ge=1, le=64, description="Token pooling factor.")
+    tokens: Literal["f32", "f16", "lvq8"] = "lvq8"
+    seed: int = Field(default=20261122, ge=0, le=(1 << 63) - 1)
+    inner: IndexConfig = Field(default_factory=lambda: parse_spec("hnsw:storage=lvq4"))
+
+    @field_validator("inner", mode="before")
+    @classmethod
+    def _inner_spec(cls, value: Any) -> IndexConfig:
+        if isinstance(value, IndexConfig):
+            config = value
+        elif isinstance(value, str):
+            config = parse_spec(value)
+        elif isinstance(value, Mapping) and isinstance(value.get("kind"), str):
+            rest = {k: v for k, v in value.items() if k != "kind"}
+            config = config_from_dict(value["kind"], rest)
+        else:
+            raise ValueError("must be the spec of a single-vector index, e.g. (hnsw:m=32)")
+        if get_kind(config.kind).index.multivector:
+            raise ValueError("must be a single-vector index kind (flat, hnsw or ivfpq)")
+        return config
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The config as a manifest stores it (the inner config with its kind)."""
+        out = self.model_dump(mode="json")
+        out["inner"] = {"kind": self.inner.kind, **self.inner.model_dump(mode="json")}
+        return out
+
+
+class MuveraSearchParams(SearchParams):
+    """``candidates``: documents the inner index returns for exact re-ranking (default
+    max(10·k, 1000)); every other key goes to the inner index, whose parameters ``inner``
+    holds."""
+
+    candidates: int | None = candidate_count(
+        le=65536, description="Candidates re-ranked exactly (default max(10·k, 1000))."
+    )
+    inner: SearchParams = Field(default_factory=SearchParams)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None, *, what: str, inner: str | None = None) -> Self:
+        """``candidates``, and the other keys as the ``inner`` kind's search parameters."""
+        values = dict(raw or {})
+        candidates = values.pop("candidates", None)
+        inner_type = get_kind(inner or "flat").params
+        for key in values:
+            if key not in inner_type.model_fields:
+                valid = ", ".join(["candidates", *inner_type.model_fields])
+                raise ConfigError(
+                    f"unknown key {key!r} for search on a 'muvera' index over {inner!r}; "
+                    f"valid keys: {valid}"
+                )
+        inner_params = inner_type.parse(values, what=what)
+        top = {} if candidates is None else {"candidates": candidates}
+        checked = validate_model(cls, top, what)
+        out = cls.model_construct(
+            _fields_set=set(top), candidates=checked.candidates, inner=inner_params
+        )
+        return out
+
+    def given(self) -> dict[str, Any]:
+        top = {} if "candidates" not in self.model_fields_set else {"candidates": self.candidates}
+        return {**top, **self.inner.given()}
+
+    def capped(self, cap: int) -> Self:
+        """``candidates`` as every kind caps its own, then the inner index's parameters."""
+        out = super().capped(cap)
+        inner = out.inner.capped(cap)
+        if inner is out.inner:
+            return out
+        values = {"candidates": out.candidates, "inner": inner}
+        return out._rebuilt(values, out.resolved_for)
 
 
 class MuveraIndex(Index):
     kind = "muvera"
+    config_type = MuveraConfig
+    params_type = MuveraSearchParams
     multivector = True
     config: MuveraConfig
 
     def __init__(
         self,
+        meta: IndexMeta,
         encoder: FDEEncoder,
         inner: Index,
         tokens: VectorStore,
         token_offsets: np.ndarray,
-        **common: Any,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(meta)
         self.encoder = encoder
         self.inner = inner
         self.tokens = tokens
@@ -136,21 +178,24 @@ class MuveraIndex(Index):
 
     # -- build ------------------------------------------------------------------------------
     @classmethod
-    def build(
-        cls,
-        docs: TokenSets,
-        config: MuveraConfig,
-        metric: Metric,
-        progress: Callable[[int], None] | None = None,
-        **common: Any,
-    ) -> MuveraIndex:
-        from .api import build_index
+    def prepare_data(cls, data: Any, metric: Metric) -> tuple[Any, int, int]:
+        """Token sets (see :func:`~glint.index.multivec.as_token_sets`), normalised for
+        ``cos``."""
+        sets = as_token_sets(data, what="documents")
+        sets = sets.normalized() if metric == "cos" else sets
+        return sets, sets.count, sets.dim
 
-        if metric == "l2":
+    @classmethod
+    def build(
+        cls, data: Any, meta: IndexMeta, progress: Callable[[int], None] | None = None
+    ) -> MuveraIndex:
+        docs = cast(TokenSets, data)
+        config = cast(MuveraConfig, meta.config)
+        if meta.metric == "l2":
             raise ConfigError(
                 "muvera scores by Chamfer similarity over inner products; use metric ip or cos"
             )
-        threads = int(common.get("build", {}).get("threads", 1))
+        threads = int(meta.build.get("threads", 1))
         timings: dict[str, float] = {}
         started = time.perf_counter()
         stored = pool_tokens(docs, config.pool_factor, threads=threads)
@@ -168,8 +213,7 @@ class MuveraIndex(Index):
         del fdes
         store = VectorStore.encode(stored.tokens, config.tokens)
         encode_s = max(timings["encode_seconds"], 1e-9)
-        common["build"] = {
-            **common.get("build", {}),
+        info = {
             "fde_dim": params.out_dim,
             "input_tokens": int(docs.offsets[-1]),
             "stored_tokens": int(stored.offsets[-1]),
@@ -178,13 +222,28 @@ class MuveraIndex(Index):
             "inner": inner.build_info,
         }
         resolved = config.model_copy(update={"inner": inner.config})
-        return cls(encoder, inner, store, stored.offsets, config=resolved, metric=metric, **common)
+        return cls(meta.but(config=resolved, build=info), encoder, inner, store, stored.offsets)
 
     # -- search -----------------------------------------------------------------------------
-    def _parse_params(self, params: Mapping[str, Any]) -> SearchParams:
-        return parse_search_params(self.kind, params, inner=self.inner.kind)
+    def _parse_params(self, params: Mapping[str, Any] | None) -> SearchParams:
+        return self.params_type.parse(
+            params, what="search on a 'muvera' index", inner=self.inner.kind
+        )
 
-    def prepare_queries(self, queries: Any) -> TokenSets:  # type: ignore[override]
+    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+        """``candidates``, and the inner index's parameters resolved for the depth this
+        search asks of it."""
+        p = cast(MuveraSearchParams, params)
+        candidates = p.candidates if p.candidates is not None else default_candidates(k)
+        return {
+            "candidates": candidates,
+            "inner": self.inner.resolve_params(self._depth(k, candidates), p.inner),
+        }
+
+    def _check(self, params: Any) -> None:
+        self.inner._check(cast(MuveraSearchParams, params).inner)
+
+    def prepare_queries(self, queries: Any) -> TokenSets:
         """Query token sets (one [t, dim] matrix, a list of them, or tokens with offsets)."""
         sets = as_token_sets(queries, what="query tokens", dim=self.dim)
         return sets.normalized() if self.metric == "cos" else sets
@@ -195,29 +254,14 @@ class MuveraIndex(Index):
         return self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
 
     def _search(
-        self, queries: Any, k: int, params: SearchParams, threads: int
+        self, queries: Any, k: int, params: Any, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         sets = cast(TokenSets, queries)
         p = cast(MuveraSearchParams, params)
         fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
+        # p.inner was resolved for this depth (and capped with the rest, if it was)
         cand, _ = self.inner._search(fdes, self._depth(k, p.candidates), p.inner, threads)
         return self.rerank(sets, cand, k, threads=threads)
-
-    def default_candidates(self, k: int) -> dict[str, int]:
-        return {"candidates": default_candidates(k)}
-
-    def capped_defaults(self, k: int, params: Mapping[str, Any], cap: int) -> dict[str, int]:
-        """``candidates`` as :meth:`Index.capped_defaults` has it; then the inner index's
-        defaults for the depth this search asks of it (``candidates`` as given or lowered)."""
-        out = super().capped_defaults(k, params, cap)
-        given = out.get("candidates", params.get("candidates"))
-        try:  # as the parser reads it: "300" and 300.0 count too
-            depth = self._depth(k, None if given is None else int(float(given)))
-        except (TypeError, ValueError, OverflowError):
-            return out  # not a number: the search refuses it with its own message
-        inner = {key: value for key, value in params.items() if key != "candidates"}
-        out.update(self.inner.capped_defaults(depth, inner, cap))
-        return out
 
     def _depth(self, k: int, candidates: int | None) -> int:
         """Documents asked of the inner index: ``candidates`` (or the default), at least
@@ -263,14 +307,13 @@ class MuveraIndex(Index):
         for name, array in self.encoder.arrays().items():
             writer.save_array(_FDE_FILES[name], array)
         writer.save_array(OFFSETS_FILE, self.token_offsets)
-        self.tokens.save(_PrefixedWriter(writer, TOKENS_PREFIX))  # type: ignore[arg-type]
-        self.inner._save_arrays(_PrefixedWriter(writer, INNER_PREFIX))  # type: ignore[arg-type]
+        self.tokens.save(writer.sub(TOKENS_PREFIX))
+        self.inner._save_arrays(writer.sub(INNER_PREFIX))
 
     @classmethod
-    def _load(cls, reader: IndexReader, common: dict[str, Any]) -> MuveraIndex:
-        config: MuveraConfig = common["config"]
-        dim, count = common["dim"], common["count"]
-        params = fde_params(config, dim)
+    def _load(cls, reader: IndexReader, meta: IndexMeta) -> MuveraIndex:
+        config = cast(MuveraConfig, meta.config)
+        params = fde_params(config, meta.dim)
         arrays = {
             name: np.asarray(reader.load_array(file))
             for name, file in _FDE_FILES.items()
@@ -281,27 +324,22 @@ class MuveraIndex(Index):
         except FormatError as exc:
             raise FormatError(f"{reader.root}: damaged index, {exc}") from None
         offsets = np.asarray(reader.load_array(OFFSETS_FILE))
-        if offsets.shape != (count + 1,) or offsets[0] != 0 or (np.diff(offsets) <= 0).any():
+        if offsets.shape != (meta.count + 1,) or offsets[0] != 0 or (np.diff(offsets) <= 0).any():
             raise FormatError(f"{reader.root}: damaged index, {OFFSETS_FILE} is not valid")
         tokens = VectorStore.load(
-            _PrefixedReader(reader, TOKENS_PREFIX),  # type: ignore[arg-type]
-            config.tokens,
-            dim,
-            int(offsets[-1]),
+            reader.sub(TOKENS_PREFIX), config.tokens, meta.dim, int(offsets[-1])
         )
-        inner_reader = _PrefixedReader(reader, INNER_PREFIX)
-        inner_config: IndexConfig = config.inner
-        inner = _inner_class(inner_config.kind)._load(
-            inner_reader,  # type: ignore[arg-type]
-            {
-                "config": inner_config,
-                "metric": "ip",
-                "dim": params.out_dim,
-                "count": count,
-                "ids": None,
-                "payloads": None,
-                "build": dict(common.get("build", {}).get("inner", {})),
-                "reader": inner_reader,
-            },
+        inner_reader = reader.sub(INNER_PREFIX)
+        inner_meta = IndexMeta(
+            config.inner,
+            "ip",
+            params.out_dim,
+            meta.count,
+            build=dict(meta.build.get("inner", {})),
+            reader=inner_reader,
         )
-        return cls(encoder, inner, tokens, offsets, **common)
+        inner = get_kind(config.inner.kind).index._load(inner_reader, inner_meta)
+        return cls(meta, encoder, inner, tokens, offsets)
+
+
+register(MuveraIndex)

@@ -18,6 +18,7 @@ match their recorded sizes, shapes or checksums.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -108,6 +109,14 @@ class IndexWriter:
         self.tmp = self.out.parent / f".{self.out.name}.tmp-{uuid.uuid4().hex[:12]}"
         self._arrays: dict[str, dict[str, Any]] = {}
         self._committed = False
+        self._prefix = ""
+
+    def sub(self, prefix: str) -> IndexWriter:
+        """A view that writes into the same directory with every file name behind ``prefix``
+        (how an index stores the index it wraps)."""
+        view = copy.copy(self)  # shares the directory and the record of arrays
+        view._prefix = self._prefix + prefix
+        return view
 
     def __enter__(self) -> IndexWriter:
         self.tmp.mkdir()
@@ -119,14 +128,15 @@ class IndexWriter:
 
     def path(self, name: str) -> Path:
         """Path of a (non-array) file to write into the index directory."""
-        if "/" in name or name in (MANIFEST, "") or name.startswith("."):
-            raise ValueError(f"invalid index file name {name!r}")
-        return self.tmp / name
+        full = self._prefix + name
+        if "/" in full or full in (MANIFEST, "") or full.startswith("."):
+            raise ValueError(f"invalid index file name {full!r}")
+        return self.tmp / full
 
     def save_array(self, name: str, array: np.ndarray) -> None:
         """Save ``array`` as ``name`` (an ``.npy`` file) in the index directory."""
         np.save(self.path(name), np.ascontiguousarray(array), allow_pickle=False)
-        self._arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
+        self._arrays[self._prefix + name] = {"dtype": array.dtype.str, "shape": list(array.shape)}
 
     def commit(self, manifest: Mapping[str, Any]) -> Path:
         """Checksum every file, write the manifest, fsync and rename into place."""
@@ -200,6 +210,7 @@ class IndexReader:
         self.root = Path(path).absolute()
         self.manifest = read_manifest(self.root)
         self.files: dict[str, dict[str, Any]] = self.manifest["files"]
+        self._prefix = ""
         present = {p.name for p in self.root.iterdir() if p.name != MANIFEST}
         for name in sorted(set(self.files) - present):
             raise FormatError(f"{self.root}: damaged index, {name} is missing")
@@ -217,25 +228,38 @@ class IndexReader:
         if verify and sha256_file(path) != entry.get("sha256"):
             raise FormatError(f"{path}: damaged index, sha256 checksum does not match the manifest")
 
+    def sub(self, prefix: str) -> IndexReader:
+        """A view of the files behind ``prefix``, named without it (how an index reads the
+        index it wraps)."""
+        view = copy.copy(self)
+        view._prefix = self._prefix + prefix
+        view.files = {
+            name[len(prefix) :]: entry
+            for name, entry in self.files.items()
+            if name.startswith(prefix)
+        }
+        return view
+
     @property
     def disk_bytes(self) -> int:
-        return (
-            sum(int(e["bytes"]) for e in self.files.values())
-            + (self.root / MANIFEST).stat().st_size
-        )
+        """Bytes of the files this reader sees (and of the manifest, for the whole index)."""
+        own = sum(int(e["bytes"]) for e in self.files.values())
+        return own if self._prefix else own + (self.root / MANIFEST).stat().st_size
 
     def has(self, name: str) -> bool:
         return name in self.files
 
     def path(self, name: str) -> Path:
         if name not in self.files:
-            raise FormatError(f"{self.root}: damaged index, {name} is not in the manifest")
-        return self.root / name
+            raise FormatError(
+                f"{self.root}: damaged index, {self._prefix + name} is not in the manifest"
+            )
+        return self.root / (self._prefix + name)
 
     def load_array(self, name: str, *, mmap: bool = True) -> np.ndarray:
         """Load an array, memory-mapped by default, checking dtype and shape."""
         path = self.path(name)
-        entry = self.files[name]
+        entry = self.files[name]  # its path checked that the manifest lists it
         try:
             array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
@@ -245,4 +269,5 @@ class IndexReader:
                 f"{path}: damaged index, array is {array.dtype.str}{list(array.shape)} but the "
                 f"manifest records {entry.get('dtype')}{entry.get('shape')}"
             )
-        return array
+        out: np.ndarray = array
+        return out

@@ -13,23 +13,22 @@
   the threads it was given (one faiss call per batch: its fast-scan groups the queries that
   probe the same list) and a build likewise, without changing what the application's other
   threads see.
-- **A server.** Many requests at once must not each start ``threads`` threads.
-  :class:`CoreBudget` hands out cores: a search takes between one and the number it asks for,
-  whatever is free, and gives them back when it ends; the total never exceeds the budget.
+- **A server.** Many requests at once must not each start ``threads`` threads: the service
+  hands out cores from one budget (``glint.service.cores.CoreBudget``) and passes each search
+  the number it got.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["CoreBudget", "faiss_threads", "limit_blas_threads", "run_spans", "spans"]
+__all__ = ["faiss_threads", "limit_blas_threads", "run_spans", "spans"]
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +69,3 @@ def run_spans(nq: int, threads: int, run: Callable[[tuple[int, int]], None]) -> 
         return
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         list(pool.map(run, parts))
-
-
-class CoreBudget:
-    """A counting budget of cores shared by concurrent searches.
-
-    ``with budget.take(want) as got:`` waits until at least one core is free, takes up to
-    ``want`` of the free ones and returns them on exit. Searches that each take what they are
-    given never run more threads than the budget holds.
-    """
-
-    def __init__(self, cores: int) -> None:
-        if cores < 1:
-            raise ValueError(f"a core budget needs at least one core, got {cores}")
-        self.cores = cores
-        self._free = cores
-        self._cond = threading.Condition()
-
-    @property
-    def free(self) -> int:
-        with self._cond:
-            return self._free
-
-    @contextmanager
-    def take(self, want: int) -> Iterator[int]:
-        want = max(1, min(int(want), self.cores))
-        with self._cond:
-            while self._free == 0:
-                self._cond.wait()
-            got = min(want, self._free)
-            self._free -= got
-        try:
-            yield got
-        finally:
-            with self._cond:
-                self._free += got
-                self._cond.notify_all()

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -108,6 +108,14 @@ class VectorStore:
             _F16_TABLE if self.kind == F16 else _F16_POWERS,
         )
 
+    def floats(self) -> np.ndarray:
+        """The stored vectors as a float32 or float16 [n, dim] array (f32 and f16 storage)."""
+        if self.fdata is not None:
+            return self.fdata
+        if self.hdata is not None:
+            return self.hdata.view(np.float16)
+        raise ValueError(f"storage {self.storage} holds codes, not floats")
+
     def residual_array(self) -> np.ndarray:
         return np.asarray(self.residual) if self.residual is not None else _NO_U8
 
@@ -118,6 +126,14 @@ class VectorStore:
         "codes": "lvq_codes.npy",
         "residual": "lvq_residual.npy",
         "mean": "lvq_mean.npy",
+    }
+
+    _DTYPES: ClassVar[dict[str, np.dtype[Any]]] = {
+        "fdata": np.dtype(np.float32),
+        "hdata": np.dtype(np.uint16),
+        "codes": np.dtype(np.uint8),
+        "residual": np.dtype(np.uint8),
+        "mean": np.dtype(np.float32),
     }
 
     def save(self, writer: IndexWriter) -> None:
@@ -131,6 +147,10 @@ class VectorStore:
         arrays = {
             attr: reader.load_array(name) for attr, name in cls._FILES.items() if reader.has(name)
         }
+        legacy = arrays.get("fdata")
+        if storage == "f16" and legacy is not None and legacy.dtype == np.float16:
+            # flat indices of glint 0.1 kept f16 vectors as float16 in vectors.npy
+            arrays["hdata"] = arrays.pop("fdata").view(np.uint16)
         store = cls(storage, dim, **arrays)
         expected = cls._expected_shapes(store, count)
         for attr, shape in expected.items():
@@ -140,6 +160,11 @@ class VectorStore:
                 raise FormatError(
                     f"{reader.root}: damaged index, {cls._FILES[attr]} has shape {got}, "
                     f"expected {shape} for storage {storage}"
+                )
+            if value.dtype != cls._DTYPES[attr]:
+                raise FormatError(
+                    f"{reader.root}: damaged index, {cls._FILES[attr]} holds {value.dtype}, "
+                    f"expected {cls._DTYPES[attr]} for storage {storage}"
                 )
         return store
 

@@ -135,10 +135,12 @@ def _histogram(seconds: np.ndarray) -> dict[str, list[Any]]:
     return {"edges": [round(float(e), 4) for e in edges], "counts": counts.tolist()}
 
 
-def _timeline(ends: np.ndarray, seconds: np.ndarray, failed: np.ndarray, duration: float):
+def _timeline(
+    ends: np.ndarray, seconds: np.ndarray, failed: np.ndarray, duration: float
+) -> list[dict[str, Any]]:
     bins = max(1, math.ceil(duration))
     which = np.clip(np.floor(ends).astype(np.int64), 0, bins - 1)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in range(bins):
         mask = which == t
         lat = seconds[mask]

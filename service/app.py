@@ -11,9 +11,10 @@ import anyio
 from fastapi import FastAPI
 
 from glint.index.storage import glint_version
-from glint.index.threads import CoreBudget, limit_blas_threads
+from glint.index.threads import limit_blas_threads
 
 from .auth import KeyRing
+from .cores import CoreBudget
 from .deps import SearchPool, Service
 from .errors import install_error_handlers
 from .limits import BodyLimitMiddleware

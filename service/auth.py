@@ -5,12 +5,16 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeGuard
 
 Role = Literal["read", "admin"]
 ROLES: tuple[Role, ...] = ("read", "admin")
 
 __all__ = ["ROLES", "KeyRing", "Role", "parse_keys"]
+
+
+def _is_role(name: str) -> TypeGuard[Role]:
+    return name in ROLES
 
 
 def parse_keys(text: str, *, source: str) -> dict[str, Role]:
@@ -21,14 +25,14 @@ def parse_keys(text: str, *, source: str) -> dict[str, Role]:
         if not line:
             continue
         parts = line.replace(":", " ", 1).split() if " " not in line else line.split()
-        if len(parts) != 2 or parts[0] not in ROLES:
+        if len(parts) != 2 or not _is_role(role := parts[0]):
             raise ValueError(
                 f"{source}: entry {lineno} is not 'ROLE KEY' with ROLE one of {', '.join(ROLES)}"
             )
-        role, key = parts
+        key = parts[1]
         if len(key) < 8:
             raise ValueError(f"{source}: entry {lineno}: keys must be at least 8 characters")
-        keys[key] = role  # type: ignore[assignment]
+        keys[key] = role
     return keys
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import ipaddress
 import json
 import logging
@@ -10,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, NoReturn
 
 from glint.index.cli import add_index_commands
 from glint.index.errors import GlintError
@@ -22,7 +24,7 @@ log = logging.getLogger("glint.serve")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         """Usage errors are one line, exit 2."""
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         sys.exit(2)
@@ -52,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for arg in args.index_dirs:
         _, path = parse_index_arg(arg)
         IndexReader(path, verify=False)  # fail fast, with one line, before the server starts
-    overrides: dict[str, object] = {"index_dirs": list(args.index_dirs)}
+    overrides: dict[str, Any] = {"index_dirs": list(args.index_dirs)}
     for key in ("host", "port", "workers", "log_format"):
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
@@ -72,18 +74,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host = "127.0.0.1"
     elif not keys.enabled:
         log.warning("no API keys configured: serving without auth on loopback only")
-    common = {
-        "host": host,
-        "port": settings.port,
-        "log_level": settings.log_level,
-        "log_config": log_config,
-        "access_log": False,  # glint logs each request itself, with its id
-        "timeout_graceful_shutdown": 10,
-    }
+    run = functools.partial(
+        uvicorn.run,
+        host=host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=log_config,
+        access_log=False,  # glint logs each request itself, with its id
+        timeout_graceful_shutdown=10,
+    )
     if settings.workers == 1:
         from .app import create_app
 
-        uvicorn.run(create_app(settings.model_copy(update={"host": host})), **common)
+        run(create_app(settings.model_copy(update={"host": host})))
         return 0
     # Several processes: each worker builds its app from GLINT_* variables, so the settings
     # travel in the environment. The indices are memory-mapped, so their pages are shared.
@@ -91,9 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for key, value in env.items():
         text = json.dumps(value) if isinstance(value, list) else str(value)
         os.environ[f"GLINT_{key.upper()}"] = text
-    uvicorn.run(
-        "glint.service.app:create_app_from_env", factory=True, workers=settings.workers, **common
-    )
+    run("glint.service.app:create_app_from_env", factory=True, workers=settings.workers)
     return 0
 
 

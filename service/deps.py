@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar, cast
 
 import anyio
 import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
-from glint.index import Index, SearchResult
-from glint.index.threads import CoreBudget
+from glint.index import Index, SearchParams, SearchResult
+from glint.service.cores import CoreBudget
 
 from .auth import KeyRing, Role
 from .errors import ServiceError
@@ -36,12 +36,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-#: Search parameters that set how many candidates a query examines; ``max_candidates`` caps them.
-CANDIDATE_PARAMS = ("ef_search", "rerank", "rerank_k", "candidates")
-#: Names ``index.search`` takes itself: as search parameters they would collide with them.
-RESERVED_PARAMS = ("queries", "k", "threads")
-
-
 class SearchPool:
     """Where blocking work runs: worker threads off the event loop.
 
@@ -49,10 +43,11 @@ class SearchPool:
       really ends, even when the request that started it has given up, so abandoned work
       still counts against the pool.
     - Searches share ``cores``, so concurrent requests never run more search threads than the
-      budget holds (see :mod:`glint.index.threads`).
+      budget holds (see :mod:`glint.service.cores`).
     - With a ``timeout``, a request that waits for a slot and runs longer than that many
       seconds in total gets a 503 ``timeout`` answer; its search finishes in the background.
-    - ``max_candidates`` caps the candidate-count parameters in :data:`CANDIDATE_PARAMS`.
+    - ``max_candidates`` caps every candidate count of a search, asked for or default
+      (:meth:`glint.index.SearchParams.capped`).
     """
 
     def __init__(
@@ -70,67 +65,36 @@ class SearchPool:
         self.max_candidates = max_candidates
         self._on_timeout = on_timeout
 
-    def check_params(self, params: dict[str, Any]) -> None:
-        """Refuse parameters that collide with ``index.search``'s own arguments and candidate
-        counts over the limit (the index checks everything else)."""
-        for key in RESERVED_PARAMS:
-            if key in params:
-                raise ServiceError(
-                    400,
-                    "invalid_parameter",
-                    f"unknown search parameter {key!r}: k and the queries are fields of the "
-                    "request, and the server sets the threads",
-                    "params",
-                )
+    def resolve(self, index: Index, k: int, params: Mapping[str, Any]) -> SearchParams:
+        """The search ``params`` ask of ``index`` for ``k`` results, with every default, and
+        capped: the index refuses what does not fit it (ConfigError), the cap a given
+        candidate count over it (OverLimitError), and a default one is lowered to it."""
+        resolved = index.resolve_params(k, params)
         if self.max_candidates is None:
-            return
-        for key in CANDIDATE_PARAMS:
-            value = params.get(key)
-            if value is None or isinstance(value, bool):
-                continue
-            try:  # as the index's parser will read it: "16384" and 16384.0 count too
-                number = float(value)
-            except (TypeError, ValueError):
-                continue  # not a number: the index refuses it with its own message
-            if number > self.max_candidates:
-                raise ServiceError(
-                    422,
-                    "invalid_parameter",
-                    f"parameter '{key}': must be at most {self.max_candidates}",
-                    f"params.{key}",
-                )
-
-    def capped_defaults(self, index: Index, k: int, params: dict[str, Any]) -> dict[str, Any]:
-        """``params`` plus, for each candidate count they leave out whose default for ``k``
-        is over ``max_candidates``, that count set to ``max_candidates``: the cap bounds
-        every query's work, asked for or not."""
-        if self.max_candidates is None:
-            return params
-        lowered = index.capped_defaults(k, params, self.max_candidates)
-        return {**params, **lowered} if lowered else params
+            return resolved
+        return resolved.capped(self.max_candidates)
 
     async def search(
-        self, index: Index, queries: Any, k: int, params: dict[str, Any], threads: int
+        self, index: Index, queries: Any, k: int, params: Mapping[str, Any], threads: int
     ) -> SearchResult:
-        """``index.search`` with up to ``threads`` cores, whatever of them are free; candidate
-        counts are checked against the cap, and defaults over it lowered to it."""
-        self.check_params(params)
-        params = self.capped_defaults(index, k, params)
+        """``index.search`` with up to ``threads`` cores, whatever of them are free, for the
+        search :meth:`resolve` makes of ``params``."""
+        resolved = self.resolve(index, k, params)
 
         def work(still_wanted: Callable[[], bool]) -> SearchResult | None:
             with self.cores.take(threads) as got:
                 if not still_wanted():  # timed out while waiting for cores: skip the work
                     return None
-                return index.search(queries, k, threads=got, **params)
+                return index.search(queries, k, params=resolved, threads=got)
 
-        return await self._run(work)  # type: ignore[return-value]
+        return await self._run(work)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await self._run(lambda _: fn(*args))
 
-    async def _run(self, fn: Callable[[Callable[[], bool]], T]) -> T:
+    async def _run(self, fn: Callable[[Callable[[], bool]], T | None]) -> T:
         """Run ``fn(still_wanted)`` on a pool thread; ``still_wanted()`` turns False once the
-        request has stopped waiting for it."""
+        request has stopped waiting for it (``fn`` may then return None: no one reads it)."""
         loop = asyncio.get_running_loop()
         deadline = None if self.timeout is None else anyio.current_time() + self.timeout
         token = object()
@@ -164,7 +128,9 @@ class SearchPool:
         remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
         try:
             with anyio.move_on_after(remaining):
-                return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)  # type: ignore[return-value]
+                result = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+                # None only from work that was abandoned, whose result no one awaits
+                return cast(T, result)
             self._timed_out("the search did not finish")
         finally:
             with lock:
@@ -177,7 +143,7 @@ class SearchPool:
         if self._on_timeout is not None:
             self._on_timeout()
         raise ServiceError(
-            503, "timeout", f"{what} within the request timeout of {self.timeout:g} s; retry later"
+            "timeout", f"{what} within the request timeout of {self.timeout:g} s; retry later"
         )
 
 
@@ -210,12 +176,12 @@ def authorize(request: Request, needed: Role) -> Role | None:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
-        raise ServiceError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
+        raise ServiceError("unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
     role = ring.role_of(key.strip())
     if role is None:
-        raise ServiceError(401, "unauthorized", "invalid API key")
+        raise ServiceError("unauthorized", "invalid API key")
     if needed == "admin" and role != "admin":
-        raise ServiceError(403, "forbidden", "this route needs an admin key")
+        raise ServiceError("forbidden", "this route needs an admin key")
     return role
 
 

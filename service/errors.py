@@ -1,8 +1,13 @@
-"""The JSON error envelope and the one mapping from exceptions to HTTP statuses."""
+"""The JSON error envelope and the one mapping from exceptions to HTTP statuses.
+
+Each code's status comes from :data:`glint.wire.ERROR_CODES`; a status is given explicitly
+only for the codes the table lists with a second one.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,19 +15,37 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from glint.client.models import ErrorBody, ErrorResponse
-from glint.index.errors import ConfigError, DimensionError, FormatError, InputError, NotFoundError
+from glint.index.errors import (
+    ConfigError,
+    DimensionError,
+    FormatError,
+    InputError,
+    NotFoundError,
+    OverLimitError,
+)
+from glint.wire import code_for_status, status_for
 
 __all__ = ["ServiceError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
+
 
 class ServiceError(Exception):
-    """An error the service answers with a given status, code and message."""
+    """An error the service answers with a code, a message and the field at fault; the
+    status is the code's in the wire table, or ``status`` where the table lists a second."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, field: str | None = None, *, status: int | None = None
+    ) -> None:
         super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
+        self.status, self.code, self.message, self.field = (
+            status_for(code, status),
+            code,
+            message,
+            field,
+        )
 
 
 def error_response(
@@ -30,34 +53,44 @@ def error_response(
     code: str,
     message: str,
     field: str | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body = ErrorResponse(error=ErrorBody(code=code, message=message, field=field))
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    503: "unavailable",
-}
+def _answer(error: ServiceError) -> JSONResponse:
+    headers = _HEADERS.get(error.status)
+    return error_response(error.status, error.code, error.message, error.field, headers)
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str, str, str | None]:
+def _validation_error(exc: RequestValidationError) -> ServiceError:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     field = ".".join(loc) or None
     if first.get("type") == "json_invalid":
-        return 400, "invalid_json", f"request body is not valid JSON: {first.get('msg')}", None
+        return ServiceError("invalid_json", f"request body is not valid JSON: {first.get('msg')}")
     where = f"field '{field}'" if field else "request body"
-    return 422, "invalid_request", f"{where}: {first.get('msg')}", field
+    return ServiceError("invalid_request", f"{where}: {first.get('msg')}", field)
+
+
+# The index's errors, most specific first: (exception, code, field at fault).
+_INDEX_ERRORS: tuple[tuple[type[Exception], str, str | None], ...] = (
+    (DimensionError, "dimension_mismatch", "vector"),
+    (ConfigError, "invalid_parameter", "params"),
+    (InputError, "invalid_input", None),
+    (NotFoundError, "not_found", None),
+    (FormatError, "invalid_index", None),
+)
+
+
+def _index_error(exc: Exception) -> ServiceError:
+    """The answer to an error of the index layer (one of the classes above)."""
+    if isinstance(exc, OverLimitError):  # a candidate count over the server's cap
+        return ServiceError("invalid_parameter", str(exc), f"params.{exc.param}", status=422)
+    code, field = next((c, f) for kind, c, f in _INDEX_ERRORS if isinstance(exc, kind))
+    return ServiceError(code, str(exc), field)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -65,39 +98,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service(_: Request, exc: ServiceError) -> JSONResponse:
-        headers = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}.get(exc.status)
-        return error_response(exc.status, exc.code, exc.message, exc.field, headers)
+        return _answer(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(*_validation_message(exc))
+        return _answer(_validation_error(exc))
 
-    @app.exception_handler(DimensionError)
-    async def _dimension(_: Request, exc: DimensionError) -> JSONResponse:
-        return error_response(400, "dimension_mismatch", str(exc), "vector")
+    async def _index(_: Request, exc: Exception) -> JSONResponse:
+        return _answer(_index_error(exc))
 
-    @app.exception_handler(ConfigError)
-    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
-        return error_response(400, "invalid_parameter", str(exc), "params")
-
-    @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return error_response(400, "invalid_input", str(exc))
-
-    @app.exception_handler(NotFoundError)
-    async def _missing(_: Request, exc: NotFoundError) -> JSONResponse:
-        return error_response(404, "not_found", str(exc))
-
-    @app.exception_handler(FormatError)
-    async def _format(_: Request, exc: FormatError) -> JSONResponse:
-        return error_response(400, "invalid_index", str(exc))
+    index_errors: list[type[Exception]] = [OverLimitError, *(k for k, _, _ in _INDEX_ERRORS)]
+    for kind in index_errors:
+        app.add_exception_handler(kind, _index)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "error")
+        code = code_for_status(exc.status_code)
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal server error")
+        return _answer(ServiceError("internal", "internal server error"))

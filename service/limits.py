@@ -16,7 +16,7 @@ __all__ = ["BodyLimitMiddleware"]
 
 
 def _too_large(limit: int) -> ServiceError:
-    return ServiceError(413, "payload_too_large", f"request body exceeds {limit} bytes")
+    return ServiceError("payload_too_large", f"request body exceeds {limit} bytes")
 
 
 class BodyLimitMiddleware:

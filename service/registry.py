@@ -33,7 +33,7 @@ class Collection:
     )
 
     def info(self) -> CollectionInfo:
-        manifest = self.index._reader.manifest if self.index._reader is not None else {}
+        manifest = self.index.manifest or {}
         stats = self.index.stats()
         return CollectionInfo(
             name=self.name,
@@ -89,15 +89,12 @@ def _load_failure(exc: BaseException, path: Path, keeps: str) -> ServiceError:
     """The answer for a load or swap that failed; ``keeps`` says what goes on serving."""
     if isinstance(exc, ServiceError):
         return exc
-    if isinstance(exc, (NotFoundError, FileNotFoundError)):
-        status, code = 404, "not_found"
-    elif isinstance(exc, (GlintError, ValueError, OSError)):
-        status, code = 422, "invalid_index"
-    else:
-        log.exception("loading %s failed", path)
-        status, code = 422, "invalid_index"
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return ServiceError(status, code, f"{reason}; {keeps}", "path")
+    if isinstance(exc, (NotFoundError, FileNotFoundError)):
+        return ServiceError("not_found", f"{reason}; {keeps}", "path")
+    if not isinstance(exc, (GlintError, ValueError, OSError)):
+        log.exception("loading %s failed", path)
+    return ServiceError("invalid_index", f"{reason}; {keeps}", "path", status=422)
 
 
 class Registry:
@@ -149,14 +146,14 @@ class Registry:
         if collection is not None:
             return collection
         if pending:
-            raise ServiceError(503, "unavailable", f"collection {name!r} is still loading", "name")
+            raise ServiceError("unavailable", f"collection {name!r} is still loading", "name")
         if failure is not None:
             raise ServiceError(
-                503, "unavailable", f"collection {name!r} failed to load: {failure}", "name"
+                "unavailable", f"collection {name!r} failed to load: {failure}", "name"
             )
         known = ", ".join(self.names()) or "none"
         raise ServiceError(
-            404, "not_found", f"collection {name!r} does not exist (loaded: {known})", "name"
+            "not_found", f"collection {name!r} does not exist (loaded: {known})", "name"
         )
 
     @contextmanager
@@ -164,11 +161,11 @@ class Registry:
         with self._lock:
             if name in self._pending and not startup:
                 raise ServiceError(
-                    409, "conflict", f"collection {name!r} is still loading at start-up", "name"
+                    "conflict", f"collection {name!r} is still loading at start-up", "name"
                 )
             if name in self._busy:
                 raise ServiceError(
-                    409, "conflict", f"collection {name!r} is busy ({self._busy[name]})", "name"
+                    "conflict", f"collection {name!r} is busy ({self._busy[name]})", "name"
                 )
             self._busy[name] = action
         try:
@@ -202,9 +199,7 @@ class Registry:
         """Load ``path`` and install it as ``name``; with ``new``, ``name`` must not exist."""
         with self._claim(name, f"loading {path}", startup=startup):
             if new and name in self._collections:
-                raise ServiceError(
-                    409, "conflict", f"collection {name!r} exists; use reload", "name"
-                )
+                raise ServiceError("conflict", f"collection {name!r} exists; use reload", "name")
             try:
                 index = _open(path, verify=self.verify)
             except BaseException as exc:
@@ -239,7 +234,7 @@ class Registry:
             if mismatch is not None:
                 index.close()
                 message = f"{path}: {mismatch}; {keeps}"
-                raise ServiceError(409, "dimension_mismatch", message, "path")
+                raise ServiceError("dimension_mismatch", message, "path", status=409)
             collection = Collection(name=name, index=index, path=Path(path).absolute())
             with self._lock:
                 self._collections[name] = collection
@@ -252,7 +247,7 @@ class Registry:
                 collection = self._collections.pop(name, None)
                 self._failed.pop(name, None)
             if collection is None:
-                raise ServiceError(404, "not_found", f"collection {name!r} does not exist", "name")
+                raise ServiceError("not_found", f"collection {name!r} does not exist", "name")
         log.info("collection %s: unloaded", name)
 
     def close(self) -> None:

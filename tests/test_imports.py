@@ -1,4 +1,5 @@
-"""Imports run one way: index <- service -> client.models; the client stays light."""
+"""Imports run one way: index <- service -> client.models, and everything -> wire; the client
+and the wire stay light."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ PACKAGES = {
     "service": "glint.service",
     "client": "glint.client",
     "loadtest": "glint.loadtest",
+    "wire": "glint.wire",
 }
+# glint.wire is shared by the service, the client and the load generator: it imports none of them
+WIRE_FORBIDDEN = (
+    *("glint.index", "glint.service", "glint.client", "glint.loadtest"),
+    *("httpx", "orjson", "fastapi", "starlette", "uvicorn", "faiss", "numba"),
+)
 
 
 def _imports(package_dir: str) -> dict[str, set[str]]:
@@ -54,13 +61,25 @@ def test_index_imports_neither_service_nor_client() -> None:
     assert _offenders("index", ("glint.service", "glint.client", "fastapi", "httpx")) == []
 
 
+def test_wire_imports_only_numpy_pydantic_and_the_standard_library() -> None:
+    assert _offenders("wire", WIRE_FORBIDDEN) == []
+    third_party = {
+        name.split(".")[0]
+        for names in _imports("wire").values()
+        for name in names
+        if not name.startswith("glint.wire") and name.split(".")[0] not in sys.stdlib_module_names
+    }
+    assert third_party <= {"numpy", "pydantic"}
+
+
 def test_client_imports_neither_index_nor_service() -> None:
     heavy = ("glint.index", "glint.service", "faiss", "numba", "fastapi", "starlette", "uvicorn")
     assert _offenders("client", heavy) == []
 
 
 def test_loadtest_talks_http_only() -> None:
-    """The load generator sees the server through HTTP (and the wire models) only."""
+    """The load generator sees the server through HTTP only: its requests are built by the
+    client's I/O-free core, with the wire's formats."""
     assert _offenders("loadtest", ("glint.index", "glint.service", "fastapi")) == []
     uses = {
         name
@@ -68,10 +87,11 @@ def test_loadtest_talks_http_only() -> None:
         for name in names
         if name.startswith("glint.client")
     }
-    assert uses <= {"glint.client.models"}
+    assert uses <= {"glint.client._base", "glint.client.models"}
 
 
 def test_service_uses_only_the_client_models() -> None:
+    """Of the client, the service uses the wire models only (glint.wire it may use freely)."""
     uses = {
         name
         for names in _imports("service").values()
@@ -85,6 +105,7 @@ def test_service_uses_only_the_client_models() -> None:
     ("module", "forbidden"),
     [
         ("glint.client", ("faiss", "numba", "fastapi", "starlette", "uvicorn", "glint.index")),
+        ("glint.wire", WIRE_FORBIDDEN),
         ("glint.index", ("fastapi", "starlette", "uvicorn", "httpx", "glint.service")),
         # registering `glint loadtest` on the parser stays light
         ("glint.loadtest.cli", ("httpx", "matplotlib", "numpy", "glint.index", "glint.service")),
@@ -103,3 +124,82 @@ def test_runtime_import_footprint(module: str, forbidden: tuple[str, ...]) -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Every module of glint's packages and the glint modules it imports, anywhere in its
+    text (inside functions too): ``from P import n`` counts as importing ``P.n`` when that is
+    a module, else ``P``."""
+    files = {}
+    for folder, package in {**PACKAGES, "bench": "glint.bench"}.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT / folder).with_suffix("")
+            files[".".join([package, *rel.parts]).removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names if alias.name in files)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1])
+                    source = f"{base}.{node.module}" if node.module else base
+                else:
+                    source = node.module or ""
+                for alias in node.names:
+                    target = f"{source}.{alias.name}"
+                    edges.add(target if target in files else source)
+        graph[module] = {target for target in edges if target in files}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module, or with a self-import."""
+    order: list[str] = []
+    seen: set[str] = set()
+    for start in graph:  # iterative DFS: modules by finishing time
+        stack = [(start, iter(sorted(graph[start])))] if start not in seen else []
+        seen.add(start)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                order.append(node)
+                stack.pop()
+            elif child not in seen:
+                seen.add(child)
+                stack.append((child, iter(sorted(graph[child]))))
+    reverse: dict[str, set[str]] = {node: set() for node in graph}
+    for node, targets in graph.items():
+        for target in targets:
+            reverse[target].add(node)
+    found, assigned = [], set()
+    for root in reversed(order):
+        if root in assigned:
+            continue
+        component, todo = [], [root]
+        assigned.add(root)
+        while todo:
+            node = todo.pop()
+            component.append(node)
+            for nxt in reverse[node] - assigned:
+                assigned.add(nxt)
+                todo.append(nxt)
+        if len(component) > 1 or root in graph[root]:
+            found.append(sorted(component))
+    return found
+
+
+def test_the_cycle_finder_finds_cycles() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"a"}, "b": set()}) == [["a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    graph = _module_graph()
+    assert "glint.index.registry" in graph["glint.index.flat"]  # the walk does see imports
+    assert _cycles(graph) == []

@@ -49,4 +49,4 @@ def prefetch_row(array, row):  # type: ignore[no-untyped-def]
     """Prefetch every cache line of ``array[row]``."""
     per_line = max(1, _LINE // array.itemsize)
     for col in range(0, array.shape[1], per_line):
-        _prefetch(array, row, col)
+        _prefetch(array, row, col)  # type: ignore[call-arg]  # numba supplies the typing context

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from glint.client.models import CollectionInfo, ErrorResponse
-
-from ..deps import AdminKey, Service, ServiceDep
-from ..errors import ServiceError
-from ..registry import Registry, parse_index_arg
+from glint.service.deps import AdminKey, Service, ServiceDep
+from glint.service.errors import ServiceError
+from glint.service.registry import Registry, parse_index_arg
 
 router = APIRouter(prefix="/v1/collections", tags=["admin"])
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 422)
+}
 T = TypeVar("T")
 
 
@@ -33,7 +34,6 @@ async def _admin(service: Service, action: str, change: Callable[[Registry], T])
     the workers serving different indices, so they are refused."""
     if service.settings.workers > 1:
         raise ServiceError(
-            409,
             "conflict",
             f"admin routes need a single worker (this server runs {service.settings.workers}); "
             "change the served directories and restart instead",
@@ -54,7 +54,7 @@ async def load(name: str, body: LoadRequest, service: ServiceDep, _: AdminKey) -
     try:
         parse_index_arg(f"{name}=.")  # the same name rules as `glint serve NAME=DIR`
     except ValueError as exc:
-        raise ServiceError(422, "invalid_request", str(exc), "name") from None
+        raise ServiceError("invalid_request", str(exc), "name") from None
     path = Path(body.path)
     collection = await _admin(service, "load", lambda r: r.load(name, path, new=True))
     return collection.info()

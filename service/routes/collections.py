@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from glint.client.models import CollectionInfo, CollectionList, ErrorResponse
-
-from ..deps import ReadKey, RegistryDep
+from glint.service.deps import ReadKey, RegistryDep
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from glint.client.models import Health
-
-from ..deps import MetricsDep, RegistryDep
-from ..registry import Registry
+from glint.service.deps import MetricsDep, RegistryDep
+from glint.service.registry import Registry
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +22,9 @@ def _health(request: Request, registry: Registry) -> tuple[bool, Health]:
     busy = registry.busy()
     stopping = bool(getattr(request.app.state, "stopping", False))
     ready = registry.settled() and not stopping
-    status = "ok" if ready else ("unavailable" if failed or stopping else "loading")
+    status: Literal["ok", "loading", "unavailable"] = (
+        "ok" if ready else ("unavailable" if failed or stopping else "loading")
+    )
     body = Health(status=status, collections=len(registry.names()), loading=busy, failed=failed)
     return ready, body
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from typing import Any, TypeVar
 
 import numpy as np
@@ -16,8 +14,6 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from glint.client.models import (
-    NPY_MEDIA_TYPE,
-    NPZ_MEDIA_TYPE,
     BatchSearchRequest,
     BatchSearchResponse,
     ErrorResponse,
@@ -27,10 +23,21 @@ from glint.client.models import (
 )
 from glint.index import DimensionError, Index, InputError, SearchResult, TokenSets
 from glint.index.multivec import as_token_sets
-
-from ..deps import ReadKey, SearchPool, Service, ServiceDep, authorize
-from ..errors import ServiceError
-from ..settings import Settings
+from glint.service.deps import ReadKey, SearchPool, Service, ServiceDep, authorize
+from glint.service.errors import ServiceError
+from glint.service.settings import Settings
+from glint.wire import (
+    JSON_MEDIA_TYPE,
+    METRIC_HEADER,
+    NPY_MEDIA_TYPE,
+    NPZ_MEDIA_TYPE,
+    TOOK_MS_HEADER,
+    DecodeError,
+    decode_npy,
+    decode_npz,
+    encode_npz,
+    media_type,
+)
 
 router = APIRouter(prefix="/v1/collections", tags=["search"])
 M = TypeVar("M", bound=BaseModel)
@@ -42,9 +49,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _check_k(k: int, settings: Settings) -> int:
     if k > settings.max_k:
-        raise ServiceError(
-            422, "invalid_request", f"field 'k': must be at most {settings.max_k}", "k"
-        )
+        raise ServiceError("invalid_request", f"field 'k': must be at most {settings.max_k}", "k")
     return k
 
 
@@ -55,7 +60,7 @@ def _as_matrix(values: Any, field: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     except (ValueError, TypeError):
         raise ServiceError(
-            422, "invalid_request", f"field '{field}': rows must all have the same length", field
+            "invalid_request", f"field '{field}': rows must all have the same length", field
         ) from None
 
 
@@ -72,13 +77,12 @@ async def _run_search(
     try:
         result = await pool.search(index, queries, k, params, threads)
     except DimensionError as exc:  # named after the request's field, not a fixed one
-        raise ServiceError(400, "dimension_mismatch", str(exc), field) from None
+        raise ServiceError("dimension_mismatch", str(exc), field) from None
     took = (time.perf_counter() - started) * 1000.0
     # Finite float32 queries can still overflow the score arithmetic (a squared distance past
     # float32's range); such a score is no number a response can carry, so the query is refused.
     if not np.isfinite(result.scores[result.ids >= 0]).all():
         raise ServiceError(
-            422,
             "invalid_request",
             f"field '{field}': values too large: the scores overflow float32",
             field,
@@ -90,7 +94,7 @@ _SEARCH_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
+            JSON_MEDIA_TYPE: {
                 "schema": SearchRequest.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
@@ -136,9 +140,9 @@ def fast_search_route() -> FastRoute:
 
 async def fast_search(request: Request) -> Response:
     """The same route as :func:`search`, as a plain Starlette endpoint that the app matches
-    first. FastAPI's per-request machinery (dependency solving, parameter validation) costs
-    about a fifth of a millisecond, which a single query's latency cannot spare; the FastAPI
-    route above still describes the route in the OpenAPI schema."""
+    first. FastAPI's per-request machinery (dependency solving, parameter validation) is a
+    visible share of a single query's latency (docs/benchmarks.md, the service section); the
+    FastAPI route above still describes the route in the OpenAPI schema."""
     authorize(request, "read")
     return await search_one(request.path_params["name"], request, request.app.state.service)
 
@@ -149,7 +153,6 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
     k = _check_k(body.k, service.settings)
     if index.multivector and body.vectors is None:
         raise ServiceError(
-            422,
             "invalid_request",
             f"field 'vector': collection {name!r} is multi-vector; send a token matrix as "
             "'vectors'",
@@ -157,7 +160,6 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
         )
     if not index.multivector and body.vector is None:
         raise ServiceError(
-            422,
             "invalid_request",
             f"field 'vectors': collection {name!r} is single-vector; send one 'vector'",
             "vectors",
@@ -177,40 +179,26 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
         hits=hits, metric=index.metric, larger_is_better=index.larger_is_better, took_ms=took
     )
     # serialised here, once: FastAPI would validate the model again before dumping it
-    return Response(answer.model_dump_json(), media_type="application/json")
+    return Response(answer.model_dump_json(), media_type=JSON_MEDIA_TYPE)
 
 
 def _decode_npy(body: bytes) -> np.ndarray:
-    if not body.startswith(b"\x93NUMPY"):
-        raise ServiceError(400, "invalid_body", "body is not a .npy array (no NUMPY magic)")
     try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ServiceError(400, "invalid_body", f"body is not a valid .npy array: {exc}") from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
-        raise ServiceError(400, "invalid_body", "body must hold a numeric .npy array")
-    if array.ndim != 2:
-        raise ServiceError(
-            400, "invalid_body", f"body must hold a 2-D [nq, dim] array, got shape {array.shape}"
-        )
-    return array
+        return decode_npy(body)
+    except DecodeError as exc:
+        raise ServiceError("invalid_body", str(exc)) from None
 
 
 def _decode_npz_token_sets(body: bytes) -> TokenSets:
     """A binary multi-vector batch: an ``.npz`` holding ``tokens`` [T, d] and ``offsets``."""
     try:
-        loaded = np.load(io.BytesIO(body), allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array is no archive
-            raise ValueError("not an npz archive")
-        with loaded as npz:
-            arrays = {key: npz[key] for key in ("tokens", "offsets") if key in npz.files}
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        message = f"body is not a valid .npz archive: {exc}"
-        raise ServiceError(400, "invalid_body", message) from None
+        arrays = decode_npz(body, ("tokens", "offsets"))
+    except DecodeError as exc:
+        raise ServiceError("invalid_body", str(exc)) from None
     try:
         return as_token_sets(arrays, what="token sets")
     except InputError as exc:
-        raise ServiceError(422, "invalid_request", str(exc), "token_sets") from None
+        raise ServiceError("invalid_request", str(exc), "token_sets") from None
 
 
 def _decode_params(text: str | None) -> dict[str, Any]:
@@ -220,12 +208,10 @@ def _decode_params(text: str | None) -> dict[str, Any]:
         params = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ServiceError(
-            400, "invalid_parameter", f"query 'params' is not JSON: {exc}", "params"
+            "invalid_parameter", f"query 'params' is not JSON: {exc}", "params"
         ) from None
     if not isinstance(params, dict):
-        raise ServiceError(
-            400, "invalid_parameter", "query 'params' must be a JSON object", "params"
-        )
+        raise ServiceError("invalid_parameter", "query 'params' must be a JSON object", "params")
     return params
 
 
@@ -235,7 +221,7 @@ _BATCH_OPENAPI: dict[str, Any] = {
         "content": {
             # inline: no route takes the model as a parameter, so FastAPI would not add it to
             # the components and a $ref to it would dangle
-            "application/json": {
+            JSON_MEDIA_TYPE: {
                 "schema": BatchSearchRequest.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
@@ -268,7 +254,7 @@ async def search_batch(
     settings = service.settings
     index = service.registry.get(name).index
     body = await request.body()  # bounded by BodyLimitMiddleware
-    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    media = media_type(request.headers.get("content-type", JSON_MEDIA_TYPE))
     queries: Any
     if media == NPY_MEDIA_TYPE:
         queries = _decode_npy(body)
@@ -276,7 +262,7 @@ async def search_batch(
     elif media == NPZ_MEDIA_TYPE:
         queries = _decode_npz_token_sets(body)
         k_value, search_params = k if k is not None else 10, _decode_params(params)
-    elif media == "application/json":
+    elif media == JSON_MEDIA_TYPE:
         try:
             parsed = BatchSearchRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -287,21 +273,19 @@ async def search_batch(
                     [_as_matrix(m, "token_sets") for m in parsed.token_sets], what="token_sets"
                 )
             except InputError as exc:
-                raise ServiceError(422, "invalid_request", str(exc), "token_sets") from None
+                raise ServiceError("invalid_request", str(exc), "token_sets") from None
         else:
             queries = _as_matrix(parsed.vectors, "vectors")
         k_value, search_params = parsed.k, parsed.params
     else:
         raise ServiceError(
-            415,
             "unsupported_media_type",
-            f"content type {media!r} is not supported; use application/json, {NPY_MEDIA_TYPE} "
+            f"content type {media!r} is not supported; use {JSON_MEDIA_TYPE}, {NPY_MEDIA_TYPE} "
             f"or (token sets) {NPZ_MEDIA_TYPE}",
         )
     is_sets = isinstance(queries, TokenSets)
     if index.multivector and not is_sets:
         raise ServiceError(
-            422,
             "invalid_request",
             f"collection {name!r} is multi-vector; send one token matrix per query as "
             f"'token_sets' (JSON) or tokens and offsets as {NPZ_MEDIA_TYPE}",
@@ -309,7 +293,6 @@ async def search_batch(
         )
     if is_sets and not index.multivector:
         raise ServiceError(
-            422,
             "invalid_request",
             f"collection {name!r} is single-vector; send one row per query as 'vectors'",
             "vectors",
@@ -318,7 +301,6 @@ async def search_batch(
     field = "token_sets" if is_sets else "vectors"
     if nq > settings.max_batch:
         raise ServiceError(
-            413,
             "payload_too_large",
             f"batch of {nq} queries exceeds the limit of {settings.max_batch}",
             field,
@@ -328,11 +310,10 @@ async def search_batch(
         service.pool, index, queries, k_value, search_params, settings.batch_threads, field
     )
     service.metrics.queries.labels(name).inc(nq)
-    headers = {"X-Glint-Metric": index.metric, "X-Glint-Took-Ms": f"{took:.3f}"}
+    headers = {METRIC_HEADER: index.metric, TOOK_MS_HEADER: f"{took:.3f}"}
     if NPZ_MEDIA_TYPE in request.headers.get("accept", ""):
-        out = io.BytesIO()
-        np.savez(out, ids=result.ids, scores=result.scores)
-        return Response(out.getvalue(), media_type=NPZ_MEDIA_TYPE, headers=headers)
+        content = encode_npz(ids=result.ids, scores=result.scores)
+        return Response(content, media_type=NPZ_MEDIA_TYPE, headers=headers)
     ids, scores = [], []
     for row_ids, row_scores in zip(result.ids, result.scores, strict=True):
         keep = row_ids >= 0

@@ -88,6 +88,7 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any
     return root, dict(results)
 
 
+@pytest.mark.slow
 def test_rows_follow_the_schema(smoke: tuple[Path, dict[str, Any]]) -> None:
     root, results = smoke
     assert results["schema"] == SCHEMA
@@ -102,6 +103,7 @@ def test_rows_follow_the_schema(smoke: tuple[Path, dict[str, Any]]) -> None:
     assert any("svs: not run" in note for note in results["notes"])
 
 
+@pytest.mark.slow
 def test_recall_of_exact_and_graph_search(smoke: tuple[Path, dict[str, Any]]) -> None:
     _, results = smoke
     rows = results["rows"]
@@ -120,6 +122,7 @@ def test_recall_of_exact_and_graph_search(smoke: tuple[Path, dict[str, Any]]) ->
         assert swept[-1]["recall_at_10"] > 0.5  # recall itself: tests/index/test_ivfpq.py
 
 
+@pytest.mark.slow
 def test_cached_builds_are_reused(smoke: tuple[Path, dict[str, Any]]) -> None:
     root, results = smoke
     entries = sorted(p.name for p in (root / "cache").iterdir())
@@ -200,6 +203,7 @@ def test_dataset_layouts(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib (the bench extra) is not installed")
+@pytest.mark.slow
 def test_report_writes_sections_and_plot(smoke: tuple[Path, dict[str, Any]]) -> None:
     root, results = smoke
     md = root / "docs" / "benchmarks.md"
@@ -239,6 +243,7 @@ def test_png_names_are_distinct_per_dataset_and_queries() -> None:
     assert png_path("docs/{dataset}/{queries}.png", group) == Path("docs/dense-minilm-100k/ood.png")
 
 
+@pytest.mark.slow
 def test_cli_runs_in_subprocesses(tmp_path: Path) -> None:
     dataset = _make_dataset(tmp_path / "dense-tiny", "ip", named=True)
     out = tmp_path / "results.json"

@@ -105,6 +105,7 @@ def _drops(docs: TokenSets, fewer: TokenSets, query: np.ndarray, top: np.ndarray
     return out
 
 
+@pytest.mark.slow
 def test_multivec_run_and_report(tmp_path: Path, multivec, multivec_queries, chamfer) -> None:
     data = _dataset(tmp_path / "tiny", multivec, multivec_queries, chamfer)
     out, md = tmp_path / "mv.json", tmp_path / "mv.md"

@@ -17,6 +17,7 @@ HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="needs matplotlib (the bench extra)")
+@pytest.mark.slow
 def test_service_bench_end_to_end(tmp_path: Path, capsys) -> None:
     dataset = _make_dataset(tmp_path / "tiny", "ip", named=True)
     out, md, png = tmp_path / "svc.json", tmp_path / "svc.md", tmp_path / "svc.png"

@@ -176,23 +176,23 @@ def test_read_timeout(server: Any, make_async_client: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "call",
+    ("call", "message"),
     [
-        lambda c: c.search("docs", [1.0, math.nan]),
-        lambda c: c.search("docs", np.zeros((2, 2, 2))),
-        lambda c: c.search("docs", VECTOR, k=0),
-        lambda c: c.search_batch("docs", np.ones(4)),
-        lambda c: c.search_batch("docs", np.ones((1, 4)), k=0),
-        lambda c: c.info(""),
+        (lambda c: c.search("docs", [1.0, math.nan]), "finite float32 values; got nan"),
+        (lambda c: c.search("docs", np.zeros((2, 2, 2))), "got a 3-D array"),
+        (lambda c: c.search("docs", VECTOR, k=0), "k must be >= 1"),
+        (lambda c: c.search_batch("docs", np.ones(4)), r"must be a 2-D \[nq, dim\] matrix"),
+        (lambda c: c.search_batch("docs", np.ones((1, 4)), k=0), "k must be >= 1"),
+        (lambda c: c.info(""), "collection name must be a non-empty string"),
     ],
 )
-def test_validation_before_sending(make_async_client: Any, call: Any) -> None:
+def test_validation_before_sending(make_async_client: Any, call: Any, message: str) -> None:
     calls: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request)
         return httpx.Response(500)
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         run(make_async_client(handler), call)
     assert calls == []

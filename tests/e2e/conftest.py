@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from testkit import free_port, poll
 
 GLINT = str(Path(sys.executable).with_name("glint"))
 
@@ -32,28 +32,21 @@ def glint_error(*args: str | Path, cwd: Path | None = None) -> str:
     return lines[0]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_ready(
     url: str, proc: subprocess.Popen[str], timeout: float = 60.0, log: Path | None = None
 ) -> None:
     """Poll /readyz until it answers 200, the process dies, or the time bound passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             output = log.read_text() if log else (proc.stderr.read() if proc.stderr else "")
             raise RuntimeError(f"server exited with {proc.returncode}: {output}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
+            return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready after {timeout}s")
+            return False
+
+    poll(ready, timeout=timeout, interval=0.05, what=f"{url}/readyz answering 200")
 
 
 @pytest.fixture

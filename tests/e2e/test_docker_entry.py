@@ -17,7 +17,8 @@ import pytest
 
 from glint.client import AuthenticationError, Client
 
-from .conftest import free_port, run_glint
+from .conftest import run_glint
+from testkit import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +48,7 @@ def _dockerfile_exec(prefix: str) -> list[str]:
     return json.loads(match.group(1))
 
 
+@pytest.mark.slow
 def test_indexer_then_server_with_keys(tmp_path: Path, data, glint_serve) -> None:
     (tmp_path / "input").mkdir()
     (tmp_path / "indexes").mkdir()

@@ -13,6 +13,7 @@ from glint.client import AsyncClient, Client, TransportError
 from glint.index import load_index
 
 from .conftest import run_glint
+from testkit import free_port
 
 
 def _build(tmp_path: Path, base: np.ndarray, metric: str) -> Path:
@@ -37,6 +38,7 @@ def _build(tmp_path: Path, base: np.ndarray, metric: str) -> Path:
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
+@pytest.mark.slow
 def test_cli_inprocess_rest_agree(tmp_path: Path, data, exact, glint_serve, metric: str) -> None:
     base, queries = data(5000, 64, seed=11), data(100, 64, seed=12)
     out = _build(tmp_path, base, metric)
@@ -82,8 +84,6 @@ def test_cli_inprocess_rest_agree(tmp_path: Path, data, exact, glint_serve, metr
 
 
 def test_stopped_server_gives_typed_error_quickly() -> None:
-    from .conftest import free_port
-
     port = free_port()  # nothing listens here
     with (
         Client(f"http://127.0.0.1:{port}", timeout=2.0, retries=0) as client,

@@ -11,9 +11,13 @@ from glint.client import Client, InvalidRequestError
 from glint.index import load_index
 
 from .conftest import run_glint
+from testkit import exact_scores, recall, recall_floor
+
+SPEC = "hnsw:m=16,ef_construction=100,storage=lvq4x8"
 
 
-def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve) -> None:
+@pytest.mark.slow
+def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, glint_serve) -> None:
     base, queries = data(4000, 48, seed=21), data(60, 48, seed=22)
     np.save(tmp_path / "base.npy", base)
     out = tmp_path / "docs"
@@ -21,16 +25,16 @@ def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve
         "build",
         str(tmp_path / "base.npy"),
         "--index",
-        "hnsw:m=16,ef_construction=100,storage=lvq4x8",
+        SPEC,
         "--metric",
         "l2",
         "--out",
         str(out),
     )
-    local = load_index(out).search(queries, k=10, ef_search=80, rerank=40)
-    truth = exact(queries, base, 10, "l2")
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(local.ids, truth, strict=True)])
-    assert recall >= 0.9
+    params = {"ef_search": 80, "rerank": 40}
+    local = load_index(out).search(queries, k=10, **params)
+    found = recall(local.ids, exact_scores(queries, base, "l2"))
+    assert found >= recall_floor("e2e-hnsw", SPEC, "l2", **params)
 
     np.save(tmp_path / "q.npy", queries)
     run_glint(
@@ -50,10 +54,9 @@ def test_hnsw_in_process_and_rest_agree(tmp_path: Path, data, exact, glint_serve
     np.testing.assert_array_equal(np.load(tmp_path / "r.npz")["ids"], local.ids)
 
     url = glint_serve(str(out))
-    params = {"ef_search": 80, "rerank": 40}
     with Client(url) as client:
         info = client.info("docs")
-        assert info.spec == "hnsw:m=16,ef_construction=100,storage=lvq4x8"
+        assert info.spec == SPEC
         assert (info.count, info.dim, info.metric) == (4000, 48, "l2")
         batch = client.search_batch("docs", queries, k=10, params=params)
         np.testing.assert_array_equal(batch.ids, local.ids)

@@ -12,11 +12,13 @@ from glint.client import Client, InvalidRequestError
 from glint.index import load_index
 
 from .conftest import glint_error, run_glint
+from testkit import exact_scores, recall, recall_floor
 
 SPEC = "ivfpq:nlist=32,m=24,nbits=4,opq=false,rerank=lvq8"
 
 
-def test_ivfpq_cli_rest_and_in_process_agree(tmp_path: Path, data, exact, glint_serve) -> None:
+@pytest.mark.slow
+def test_ivfpq_cli_rest_and_in_process_agree(tmp_path: Path, data, glint_serve) -> None:
     points = data(6040, 48, seed=31)
     base, queries = points[:6000], points[6000:]
     np.save(tmp_path / "base.npy", base)
@@ -28,9 +30,8 @@ def test_ivfpq_cli_rest_and_in_process_agree(tmp_path: Path, data, exact, glint_
 
     params = {"nprobe": 8, "rerank_k": 80}
     local = load_index(out).search(queries, k=10, **params)
-    truth = exact(queries, base, 10, "l2")
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(local.ids, truth, strict=True)])
-    assert recall >= 0.95
+    found = recall(local.ids, exact_scores(queries, base, "l2"))
+    assert found >= recall_floor("e2e-ivfpq", SPEC, "l2", **params)
 
     searched = run_glint(
         "search", out, "--queries", tmp_path / "q.npy", "--k", "10",

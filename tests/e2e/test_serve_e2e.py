@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,8 @@ import pytest
 from glint.client import Client, ConflictError
 from glint.index import build_index
 
-from .conftest import GLINT, free_port, glint_error, wait_ready
+from .conftest import GLINT, glint_error, wait_ready
+from testkit import free_port, poll
 
 DIM = 16
 
@@ -30,6 +30,7 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarra
     return path, base
 
 
+@pytest.mark.slow
 def test_two_workers_share_the_index_and_refuse_admin_changes(index_dir, glint_serve) -> None:
     path, base = index_dir
     url = glint_serve(f"docs={path}", "--workers", "2")
@@ -52,10 +53,7 @@ def test_json_logs_carry_request_ids(index_dir, glint_serve) -> None:
     )
     assert response.status_code == 200
     log = glint_serve.logs[url]
-    deadline = time.monotonic() + 10
-    while "e2e-log-1" not in log.read_text():
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
+    poll(lambda: "e2e-log-1" in log.read_text(), interval=0.05, what=f"e2e-log-1 in {log}")
     records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     assert records, "no JSON log lines"
     (access,) = [r for r in records if r.get("request_id") == "e2e-log-1"]
@@ -65,6 +63,7 @@ def test_json_logs_carry_request_ids(index_dir, glint_serve) -> None:
     assert any("without auth on loopback only" in r["message"] for r in records)
 
 
+@pytest.mark.slow
 def test_serve_flag_errors_are_one_line(index_dir) -> None:
     path, _ = index_dir
     assert glint_error("serve", str(path), "--workers", "0") == (
@@ -77,20 +76,20 @@ def test_serve_flag_errors_are_one_line(index_dir) -> None:
 def test_sigterm_stops_the_server_cleanly(index_dir) -> None:
     path, _ = index_dir
     port = free_port()
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # leaving the block closes the stderr pipe
         [GLINT, "serve", str(path), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env=os.environ.copy(),
-    )
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", proc)
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn shuts down gracefully, then re-raises the signal it caught
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        output = proc.stderr.read() if proc.stderr else ""
-        assert "Traceback" not in output and "Finished server process" in output
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    ) as proc:
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", proc)
+            proc.send_signal(signal.SIGTERM)
+            # uvicorn shuts down gracefully, then re-raises the signal it caught
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+            output = proc.stderr.read() if proc.stderr else ""
+            assert "Traceback" not in output and "Finished server process" in output
+        finally:
+            if proc.poll() is None:
+                proc.kill()

@@ -50,6 +50,7 @@ def files(tmp_path: Path, data, exact) -> dict[str, Path]:
     } | {"dir": tmp_path}
 
 
+@pytest.mark.slow
 def test_build_search_info(files: dict[str, Path]) -> None:
     out = files["dir"] / "ix"
     built = run(
@@ -96,6 +97,7 @@ def test_build_search_info(files: dict[str, Path]) -> None:
     assert "vectors.npy" in info["files"]
 
 
+@pytest.mark.slow
 def test_user_errors_are_one_line(files: dict[str, Path]) -> None:
     d = files["dir"]
     base = str(files["base"])

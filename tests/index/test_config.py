@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from glint.index import ConfigError, parse_search_params, parse_spec
-from glint.index.config import FlatConfig, split_spec
+from glint.index.config import split_spec
+from glint.index.flat import FlatConfig
 
 
 def test_bare_kind_has_defaults() -> None:
@@ -50,7 +51,7 @@ def test_bad_specs_name_the_problem(spec: str, message: str) -> None:
 
 
 def test_config_error_is_a_value_error() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown index kind 'nope'"):
         parse_spec("nope")
 
 

@@ -6,17 +6,20 @@ import numpy as np
 import pytest
 
 from glint.index import ConfigError, DimensionError, InputError, build_index, load_index
+from glint.index.storage import IndexWriter
+
+from testkit import exact_scores, recall, recall_floor
 
 
 @pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
 @pytest.mark.parametrize("storage", ["f32", "f16", "lvq8"])
-def test_flat_matches_brute_force(data, exact, metric: str, storage: str) -> None:
+def test_flat_matches_brute_force(data, metric: str, storage: str) -> None:
     base, queries = data(3000, 48, seed=1), data(50, 48, seed=2)
-    index = build_index(base, f"flat:storage={storage}", metric)
+    spec = f"flat:storage={storage}"
+    index = build_index(base, spec, metric)
     ids, scores = index.search(queries, k=10)
-    truth = exact(queries, base, 10, metric)
-    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth, strict=True)])
-    assert recall >= {"f32": 1.0, "f16": 0.99, "lvq8": 0.97}[storage]
+    found = recall(ids, exact_scores(queries, base, metric))
+    assert found >= recall_floor("flat", spec, metric)
     assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (50, 10)
     # best first, in the metric's own convention
     steps = np.diff(scores, axis=1)
@@ -114,3 +117,34 @@ def test_lvq8_scores_are_those_of_the_decoded_vectors(tmp_path: Path, data, metr
     again = loaded.search(queries, k=8, threads=2)
     np.testing.assert_array_equal(again.ids, ids)
     np.testing.assert_array_equal(again.scores, scores)
+
+
+def test_flat_f16_indices_of_glint_0_1_still_load(tmp_path: Path, data) -> None:
+    """glint 0.1 kept a flat index's float16 vectors as float16 in ``vectors.npy``; the vector
+    store, as in every kind, now keeps them in ``vectors_f16.npy``. Both load and agree."""
+    base, queries = data(300, 16, seed=9), data(5, 16, seed=10)
+    new = build_index(base, "flat:storage=f16", "l2")
+    saved = load_index(new.save(tmp_path / "new"))
+    assert saved.manifest is not None
+    assert {"vectors_f16.npy", "sq_norms.npy"} == set(saved.manifest["files"])
+    with IndexWriter(tmp_path / "old") as writer:
+        writer.save_array("vectors.npy", base.astype(np.float16))
+        writer.save_array("sq_norms.npy", new.sq_norms)  # type: ignore[attr-defined]
+        writer.commit(
+            {
+                "kind": "flat",
+                "spec": "flat:storage=f16",
+                "config": {"storage": "f16"},
+                "metric": "l2",
+                "dim": 16,
+                "count": 300,
+                "multivector": False,
+                "build": {},
+            }
+        )
+    old = load_index(tmp_path / "old")
+    expected = new.search(queries, k=5)
+    for index in (old, saved):
+        found = index.search(queries, k=5)
+        np.testing.assert_array_equal(found.ids, expected.ids)
+        np.testing.assert_array_equal(found.scores, expected.scores)

@@ -10,29 +10,24 @@ import pytest
 
 from glint.index import ConfigError, build_index, load_index, parse_spec
 from glint.index.hnsw import HNSWIndex
-from glint.index.metrics import normalize_rows
-from glint.index.vecstore import VectorStore
 
-FLOORS = json.loads((Path(__file__).with_name("recall_floors.json")).read_text())
+from testkit import exact_scores, recall, recall_floor
+
 SPEC = "hnsw:m=16,ef_construction=100"
 STORAGES = ["f32", "f16", "lvq8", "lvq4", "lvq4x4", "lvq4x8"]
-
-
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(
-        np.mean([len(set(a) & set(b)) / truth.shape[1] for a, b in zip(found, truth, strict=True)])
-    )
+EF_SEARCH = {"l2": 128, "cos": 256}  # the recall floors' beam widths
 
 
 @pytest.fixture(scope="module")
-def dataset(data, exact) -> dict[str, np.ndarray]:
+def dataset(data) -> dict[str, np.ndarray]:
+    """Base, queries, and the exact scores of every query against every row per metric."""
     base = data(10000, 96, seed=1, intrinsic=16)
     queries = data(100, 96, seed=2, intrinsic=16)
     return {
         "base": base,
         "queries": queries,
-        "l2": exact(queries, base, 10, "l2"),
-        "cos": exact(queries, base, 10, "cos"),
+        "l2": exact_scores(queries, base, "l2"),
+        "cos": exact_scores(queries, base, "cos"),
     }
 
 
@@ -46,20 +41,13 @@ def graphs(dataset) -> dict[str, HNSWIndex]:
 
 @pytest.mark.parametrize("metric", ["l2", "cos"])
 @pytest.mark.parametrize("storage", STORAGES)
+@pytest.mark.slow
 def test_recall_floor(dataset, graphs, storage: str, metric: str) -> None:
-    floors = FLOORS[SPEC][metric]
-    built = graphs[metric]
-    base = normalize_rows(dataset["base"]) if metric == "cos" else dataset["base"]
-    index = HNSWIndex(
-        built.graph,
-        VectorStore.encode(base, storage),
-        config=parse_spec(f"{SPEC},storage={storage}"),
-        metric=metric,
-        dim=built.dim,
-        count=built.count,
-    )
-    ids, _ = index.search(dataset["queries"], k=10, ef_search=floors["ef_search"])
-    assert recall(ids, dataset[metric]) >= floors[storage]
+    spec, search = f"{SPEC},storage={storage}", {"ef_search": EF_SEARCH[metric]}
+    index = graphs[metric].with_storage(dataset["base"], storage)
+    assert index.spec == parse_spec(spec).spec()
+    ids, _ = index.search(dataset["queries"], k=10, **search)
+    assert recall(ids, dataset[metric]) >= recall_floor("hnsw", spec, metric, **search)
 
 
 def test_recall_grows_with_ef_and_threads_agree(dataset) -> None:
@@ -97,6 +85,7 @@ def test_round_trip_and_memory_map(tmp_path: Path, dataset) -> None:
     assert manifest["spec"] == "hnsw:m=16,ef_construction=100,storage=lvq4x4"
 
 
+@pytest.mark.slow
 def test_memory_is_a_fraction_of_float(dataset) -> None:
     base = dataset["base"]
     f32 = build_index(base, f"{SPEC},storage=f32", "l2").memory_bytes
@@ -118,9 +107,10 @@ def test_search_parameters_are_checked(dataset) -> None:
     ids, _ = index.search(q, k=50, ef_search=10)  # ef below k is raised to k
     assert (ids >= 0).all() and ids.shape == (2, 50)
     # The default a service caps is the beam width a search without parameters uses.
-    assert index.default_candidates(5) == {"ef_search": 64}
+    resolved = index.resolve_params(5, {})
+    assert resolved.given() == {} and resolved.ef_search == 64
     np.testing.assert_array_equal(
-        index.search(q, k=5).ids, index.search(q, k=5, **index.default_candidates(5)).ids
+        index.search(q, k=5).ids, index.search(q, k=5, ef_search=resolved.ef_search).ids
     )
 
 

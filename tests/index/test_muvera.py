@@ -18,45 +18,49 @@ from glint.index import (
 )
 from glint.index.multivec import pool_tokens, read_token_sets
 
+from testkit import chamfer_scores, recall, recall_floor, top_k
+
 SPEC = "muvera:k_sim=3,dim_proj=16,r_reps=12,inner=(hnsw:m=16,storage=lvq8)"
-
-
-def _recall(found: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, truth, strict=True)]))
+FLAT_INNER = "muvera:k_sim=3,r_reps=12,inner=(flat)"
 
 
 @pytest.fixture(scope="module")
-def corpus(multivec, multivec_queries, chamfer):
+def corpus(multivec, multivec_queries):
+    """Documents, queries, their exact top 10, and the exact Chamfer score of every query
+    against every document."""
     docs = multivec(1500, 32, seed=21)
     queries = multivec_queries(docs, 30, seed=22)
-    truth, scores = chamfer(docs, queries, 10)
-    return docs, queries, truth, scores
+    exact = chamfer_scores(docs, queries)
+    return docs, queries, top_k(exact, 10)[0], exact
 
 
 @pytest.mark.parametrize("tokens", ["f32", "f16", "lvq8"])
 def test_recall_against_exact_chamfer(corpus, tokens: str) -> None:
-    docs, queries, truth, truth_scores = corpus
-    index = build_index(docs, SPEC.replace("muvera:", f"muvera:tokens={tokens},"), "ip")
+    docs, queries, truth, exact = corpus
+    spec = SPEC.replace("muvera:", f"muvera:tokens={tokens},")
+    search = {"candidates": 200, "ef_search": 200}
+    index = build_index(docs, spec, "ip")
     assert index.multivector and index.dim == 32 and index.count == 1500
-    found = index.search(queries, k=10, candidates=200, ef_search=200)
-    assert _recall(found.ids, truth) >= 0.95
+    found = index.search(queries, k=10, **search)
+    assert recall(found.ids, exact) >= recall_floor("muvera", spec, "ip", **search)
     # The scores are exact Chamfer similarities (up to the token storage's precision).
     hit = found.ids[:, 0] == truth[:, 0]
     tol = {"f32": 1e-4, "f16": 5e-3, "lvq8": 5e-2}[tokens]
-    np.testing.assert_allclose(found.scores[hit, 0], truth_scores[hit, 0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(found.scores[hit, 0], exact[hit].max(axis=1), rtol=tol, atol=tol)
     # More candidates never hurt, and few candidates cost recall (the FDE alone is coarse).
     few = index.search(queries, k=10, candidates=10, ef_search=200)
-    assert _recall(few.ids, truth) < _recall(found.ids, truth)
+    assert recall(few.ids, exact) < recall(found.ids, exact)
 
 
 def test_inner_kinds_flat_and_ivfpq(corpus) -> None:
-    docs, queries, truth, _ = corpus
-    flat = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(flat)", "ip")
-    assert _recall(flat.search(queries, 10, candidates=200).ids, truth) >= 0.95
-    pq = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=16,m=48,rerank=none)", "ip")
+    docs, queries, _, exact = corpus
+    flat = build_index(docs, FLAT_INNER, "ip")
+    found = flat.search(queries, 10, candidates=200)
+    assert recall(found.ids, exact) >= recall_floor("muvera", FLAT_INNER, "ip", candidates=200)
+    spec = "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=16,m=48,rerank=none)"
+    pq = build_index(docs, spec, "ip")
     found = pq.search(queries, 10, candidates=200, nprobe=16)
-    assert _recall(found.ids, truth) >= 0.9
+    assert recall(found.ids, exact) >= recall_floor("muvera", spec, "ip", candidates=200, nprobe=16)
     assert pq.stats()["muvera"]["inner"].startswith("ivfpq:nlist=16,m=48")
 
 
@@ -102,22 +106,25 @@ def test_save_load_round_trip(tmp_path: Path, corpus) -> None:
         load_index(tmp_path / "mv")
 
 
+@pytest.mark.slow
 def test_token_pooling_divides_stored_tokens_and_keeps_recall(corpus) -> None:
-    docs, queries, truth, _ = corpus
+    docs, queries, _, exact = corpus
     lengths = np.diff(docs[1])
+    search = {"candidates": 300, "ef_search": 300}
     for factor in (2, 3):
         spec = SPEC.replace("muvera:", f"muvera:tokens=f32,pool_factor={factor},")
         index = build_index(docs, spec, "ip")
         kept = -(-lengths // factor)
         assert index.stats()["muvera"]["stored_tokens"] == int(kept.sum())
-        pooled = _recall(index.search(queries, 10, candidates=300, ef_search=300).ids, truth)
+        pooled = recall(index.search(queries, 10, **search).ids, exact)
         # Keeping as many tokens by truncation instead of clustering loses more.
         cut = TokenSets.from_list(
             [docs[0][docs[1][i] : docs[1][i] + kept[i]] for i in range(len(lengths))]
         )
         truncated = build_index(cut, spec.replace(f"pool_factor={factor}", "pool_factor=1"), "ip")
-        short = _recall(truncated.search(queries, 10, candidates=300, ef_search=300).ids, truth)
-        assert pooled >= 0.7 and pooled > short, (factor, pooled, short)
+        short = recall(truncated.search(queries, 10, **search).ids, exact)
+        floor = recall_floor("muvera", spec, "ip", **search)
+        assert pooled >= floor and pooled > short, (factor, pooled, short)
 
 
 def test_pooled_index_encodes_fdes_from_every_token(corpus) -> None:
@@ -128,7 +135,7 @@ def test_pooled_index_encodes_fdes_from_every_token(corpus) -> None:
     index = build_index(
         sets, "muvera:k_sim=3,r_reps=12,tokens=f32,pool_factor=3,inner=(flat)", "ip"
     )
-    stored = np.asarray(index.inner.vectors)  # type: ignore[attr-defined]
+    stored = np.asarray(index.inner.store.floats())  # type: ignore[attr-defined]
     full = index.encoder.encode_documents(sets.tokens, sets.offsets)  # type: ignore[attr-defined]
     np.testing.assert_array_equal(stored, full)
     pooled = pool_tokens(sets, 3)
@@ -198,23 +205,23 @@ def test_bad_queries_params_and_metric(corpus) -> None:
 
 
 def test_default_candidates_are_max_of_ten_k_and_a_thousand(corpus) -> None:
-    docs, queries, truth, _ = corpus
-    index = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(flat)", "ip")
+    docs, queries, _, exact = corpus
+    index = build_index(docs, FLAT_INNER, "ip")
     default = index.search(queries, 10)
     np.testing.assert_array_equal(default.ids, index.search(queries, 10, candidates=1000).ids)
     assert not np.array_equal(default.ids, index.search(queries, 10, candidates=100).ids)
-    assert _recall(default.ids, truth) >= 0.95
+    assert recall(default.ids, exact) >= recall_floor("muvera", FLAT_INNER, "ip")
     # 10·k above a thousand: 2,000 for k=200, here every one of the 1,500 documents.
     wide = index.search(queries, 200)
     np.testing.assert_array_equal(wide.ids, index.search(queries, 200, candidates=1500).ids)
     assert not np.array_equal(wide.ids, index.search(queries, 200, candidates=1000).ids)
-    # The index reports the default it uses, which a service lowers to its cap.
-    assert index.default_candidates(10) == {"candidates": 1000}
-    assert index.default_candidates(200) == {"candidates": 2000}
-    assert index.capped_defaults(10, {}, 500) == {"candidates": 500}
-    assert index.capped_defaults(10, {"candidates": None}, 500) == {"candidates": 500}
-    assert index.capped_defaults(10, {"candidates": 40}, 500) == {}
-    assert index.capped_defaults(10, {}, 1000) == {}
+    # The index resolves the default it uses, which a service lowers to its cap.
+    assert index.resolve_params(10, {}).candidates == 1000
+    assert index.resolve_params(200, {}).candidates == 2000
+    assert index.resolve_params(10, {}).capped(500).candidates == 500
+    assert index.resolve_params(10, {"candidates": None}).capped(500).candidates == 500
+    assert index.resolve_params(10, {"candidates": 40}).capped(500).candidates == 40
+    assert index.resolve_params(10, {}).capped(1000).candidates == 1000
 
 
 def test_capped_defaults_follow_the_depth_asked_of_the_inner_index(corpus) -> None:
@@ -222,17 +229,22 @@ def test_capped_defaults_follow_the_depth_asked_of_the_inner_index(corpus) -> No
     as given or as lowered (and at most the documents), never more."""
     docs = corpus[0]
     index = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=8,m=8)", "ip")
+    def capped(params: dict, cap: int) -> tuple[int, int]:
+        resolved = index.resolve_params(10, params).capped(cap)
+        return resolved.candidates, resolved.inner.rerank_k
+
     # No candidates, cap 500: 500 candidates, whose ivfpq re-ranks 10·500 by default.
-    assert index.capped_defaults(10, {}, 500) == {"candidates": 500, "rerank_k": 500}
+    assert capped({}, 500) == (500, 500)
     # 40 candidates asked: the inner default of 400 is under a cap of 5000, so nothing moves.
-    assert index.capped_defaults(10, {"candidates": 40}, 5000) == {}
-    assert index.capped_defaults(10, {"candidates": "40"}, 300) == {"rerank_k": 300}
+    assert capped({"candidates": 40}, 5000) == (40, 400)
+    assert capped({"candidates": "40"}, 300) == (40, 300)
     # The depth is at most the 1,500 documents: 15,000 re-ranked, under a cap of 16,000.
-    assert index.capped_defaults(10, {"candidates": 9000}, 16_000) == {}
-    # Given keys stay given; a value the parser will refuse adds nothing here.
-    assert index.capped_defaults(10, {"rerank_k": 50}, 500) == {"candidates": 500}
-    assert index.capped_defaults(10, {"candidates": "many"}, 500) == {}
-    found = index.search(corpus[1], 10, **index.capped_defaults(10, {}, 500))
+    assert capped({"candidates": 9000}, 16_000) == (9000, 15_000)
+    # Given keys stay given; a value the parser refuses is refused before any cap.
+    assert capped({"rerank_k": 50}, 500) == (500, 50)
+    with pytest.raises(ConfigError, match="invalid value 'many' for key 'candidates'"):
+        index.resolve_params(10, {"candidates": "many"})
+    found = index.search(corpus[1], 10, params=index.resolve_params(10, {}).capped(500))
     np.testing.assert_array_equal(
         found.ids, index.search(corpus[1], 10, candidates=500, rerank_k=500).ids
     )

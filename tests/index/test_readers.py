@@ -14,17 +14,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from glint.index import readers
+from glint.index import validate
 from glint.index.errors import DimensionError, FormatError, InputError, NotFoundError
 from glint.index.readers import (
     VectorData,
-    check_ids,
-    check_vectors,
     read_ids,
     read_ivecs,
     read_payloads,
     read_vectors,
 )
+from glint.index.validate import check_ids, check_vectors
 
 RNG = np.random.default_rng(7)
 
@@ -100,7 +99,7 @@ def test_check_vectors_dimension_mismatch_names_both() -> None:
     assert check_vectors(_vectors(), dim=4).shape == (6, 4)
 
 
-@pytest.mark.parametrize("bad, shown", [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
+@pytest.mark.parametrize(("bad", "shown"), [(np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")])
 def test_check_vectors_rejects_non_finite_naming_row_and_column(bad: float, shown: str) -> None:
     x = _vectors(5, 3)
     x[3, 2] = bad
@@ -109,7 +108,7 @@ def test_check_vectors_rejects_non_finite_naming_row_and_column(bad: float, show
 
 
 def test_check_vectors_non_finite_found_in_later_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(readers, "_CHUNK_ELEMENTS", 8)  # 2 rows of d=4 per chunk
+    monkeypatch.setattr(validate, "_CHUNK_ELEMENTS", 8)  # 2 rows of d=4 per chunk
     x = _vectors(9, 4).astype(np.float64)
     x[7, 1] = np.nan
     x[8, 0] = np.inf
@@ -146,7 +145,7 @@ def test_check_ids_duplicate_names_value_and_rows() -> None:
 
 
 @pytest.mark.parametrize(
-    "ids, pattern",
+    ("ids", "pattern"),
     [
         (np.array([1.0, 2.0]), "expected integers"),
         (np.array([[1, 2]]), r"expected a 1-D array, got shape \(1, 2\)"),
@@ -272,7 +271,7 @@ def test_npy_1d_rejected(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "suffix, dtype, x",
+    ("suffix", "dtype", "x"),
     [
         (".fvecs", "<f4", _vectors(7, 5)),
         (".bvecs", "u1", RNG.integers(0, 256, (7, 5)).astype(np.uint8)),
@@ -296,7 +295,7 @@ def test_read_ivecs_keeps_int32(tmp_path: Path) -> None:
     np.testing.assert_array_equal(out, gt)
 
 
-@pytest.mark.parametrize("suffix, dtype", [(".fvecs", "<f4"), (".bvecs", "u1")])
+@pytest.mark.parametrize(("suffix", "dtype"), [(".fvecs", "<f4"), (".bvecs", "u1")])
 def test_texmex_truncated(tmp_path: Path, suffix: str, dtype: str) -> None:
     path = write_texmex(tmp_path / f"base{suffix}", np.ones((3, 4)), dtype)
     path.write_bytes(path.read_bytes()[:-1])
@@ -495,7 +494,7 @@ def test_parquet_null_vector_and_null_element(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "columns, exc, pattern",
+    ("columns", "exc", "pattern"),
     [
         ({"emb": [[1.0]]}, InputError, "no 'vector' column; columns present: emb"),
         ({"vector": ["a"]}, InputError, "column 'vector' has type string"),
@@ -609,7 +608,7 @@ def test_read_payloads_count_mismatch(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text, exc, pattern",
+    ("text", "exc", "pattern"),
     [
         ('{"a": 1}\n{"a": \n', FormatError, r"line 2 \(row 1\) is not valid JSON"),
         ('{"a": 1}\n[1, 2]\n', InputError, r"line 2 \(row 1\) is a JSON list, expected an object"),
@@ -633,7 +632,7 @@ def test_messages_are_one_line(tmp_path: Path) -> None:
 
 
 def test_negative_ids_are_refused() -> None:
-    from glint.index.readers import check_ids
+    from glint.index.validate import check_ids
 
     with pytest.raises(InputError, match=r"row 2: id -1 is negative"):
         check_ids(np.array([0, 1, -1, 3]), 4)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,6 +24,8 @@ from glint.loadtest import (
 )
 from glint.loadtest.cli import parse_param
 from glint.service.cli import main
+
+from testkit import free_port
 
 DIM = 16
 MV_SPEC = "muvera:k_sim=2,dim_proj=8,r_reps=4,tokens=f32,inner=(flat)"
@@ -197,12 +198,6 @@ def test_transport_errors_are_classified() -> None:
     assert report.error_samples[0]["message"].startswith("RemoteProtocolError")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _run(argv: list[str]) -> int:
     """``glint`` in-process; argparse's own usage errors exit through SystemExit."""
     try:
@@ -248,7 +243,7 @@ def test_usage_errors_are_one_line(extra: list[str], needle: str, capsys) -> Non
 
 
 def test_unreachable_and_unknown_collection(server: str, capsys) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     assert main(["loadtest", dead, "--collection", "docs", "--count", "5"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""

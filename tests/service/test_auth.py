@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import httpx
@@ -13,6 +12,8 @@ import pytest
 from glint.client import AuthenticationError, Client, PermissionDeniedError
 from glint.index import build_index
 from glint.service.auth import KeyRing, parse_keys
+
+from testkit import poll
 
 DIM = 8
 READ = "read-key-0123456789"
@@ -44,7 +45,7 @@ def _routes(root: Path) -> list[tuple[str, str, dict | None, str]]:
 
 
 @pytest.mark.parametrize(
-    "header, role",
+    ("header", "role"),
     [
         (None, None),
         (f"Bearer wrong-{READ}", None),
@@ -104,10 +105,10 @@ def test_keys_never_reach_the_logs(secured, caplog: pytest.LogCaptureFixture) ->
         headers={"authorization": f"Bearer {READ}", "x-request-id": "auth-3"},
     )
     wanted = {f"auth-{i}" for i in range(4)}
-    deadline = time.monotonic() + 10  # records are written after the answers: poll, bounded
-    while not wanted <= {getattr(r, "request_id", None) for r in caplog.records}:
-        assert time.monotonic() < deadline, "access records missing"
-        time.sleep(0.01)
+    poll(  # records are written after the answers
+        lambda: wanted <= {getattr(r, "request_id", None) for r in caplog.records},
+        what="access records of auth-0 to auth-3",
+    )
     statuses = sorted(r.status for r in caplog.records if getattr(r, "request_id", "") in wanted)
     assert statuses == [200, 200, 200, 401]  # one record per request...
     for record in caplog.records:  # ...and no key in any record, message or field
@@ -117,9 +118,9 @@ def test_keys_never_reach_the_logs(secured, caplog: pytest.LogCaptureFixture) ->
 
 
 def test_key_file_errors_name_the_entry(tmp_path: Path) -> None:
+    bad = tmp_path / "keys.txt"
+    bad.write_text(f"read {READ}\nwriter {ADMIN}\n")
     with pytest.raises(ValueError, match=r"keys\.txt: entry 2 is not 'ROLE KEY'"):
-        bad = tmp_path / "keys.txt"
-        bad.write_text(f"read {READ}\nwriter {ADMIN}\n")
         KeyRing.from_sources(bad, None)
     with pytest.raises(ValueError, match="at least 8 characters"):
         parse_keys("admin short", source="GLINT_API_KEYS")

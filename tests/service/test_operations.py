@@ -15,11 +15,15 @@ import numpy as np
 import pytest
 
 from glint.client import Client
-from glint.index import TokenSets, build_index
-from glint.index.threads import CoreBudget
+from glint.index import SearchParams, TokenSets, build_index
+from glint.index.config import candidate_count
+from glint.index.errors import OverLimitError
+from glint.service.cores import CoreBudget
 from glint.service.deps import SearchPool
 from glint.service.errors import ServiceError
 from glint.service.observability import JsonFormatter
+
+from testkit import ServerThread, poll
 
 DIM = 16
 
@@ -98,10 +102,10 @@ def test_access_log_is_one_json_record_per_request(server: str, caplog) -> None:
         headers={"x-request-id": "req-1"},
     )
     # the record is written once the answer has gone out: poll for it, with a bound
-    deadline = time.monotonic() + 10
-    while not (found := [r for r in caplog.records if getattr(r, "request_id", "") == "req-1"]):
-        assert time.monotonic() < deadline, "no access record"
-        time.sleep(0.01)
+    found = poll(
+        lambda: [r for r in caplog.records if getattr(r, "request_id", "") == "req-1"],
+        what="the access record of req-1",
+    )
     (record,) = found
     line = json.loads(JsonFormatter().format(record))
     assert line["request_id"] == "req-1" and line["status"] == 200
@@ -134,7 +138,10 @@ class Gate:
         self.started = threading.Event()
         self.finished = threading.Event()
 
-    def search(self, queries, k, *, threads, **params):
+    def resolve_params(self, k, params):
+        return params
+
+    def search(self, queries, k, *, params, threads):
         self.started.set()
         assert self.release.wait(30)
         self.finished.set()
@@ -168,34 +175,35 @@ def test_a_search_over_the_timeout_gets_503_and_its_slot_back() -> None:
     assert gate.finished.is_set() and len(timeouts) == 2
 
 
+class QuickParams(SearchParams):
+    ef_search: int | None = candidate_count(le=16384, description="a beam width")
+    candidates: int | None = candidate_count(le=65536, description="10·k by default")
+
+
+class Quick:
+    """A stand-in index whose search returns what it was asked: k, threads and the
+    resolved parameters."""
+
+    def resolve_params(self, k, params):
+        return QuickParams.parse(params, what="a stand-in").resolved(k, {"candidates": 10 * k})
+
+    def search(self, queries, k, *, params, threads):
+        return (k, threads, params.ef_search, params.candidates)
+
+
 def test_searches_within_the_timeout_are_untouched() -> None:
-    class Quick:
-        def search(self, queries, k, *, threads, **params):
-            return (k, threads, params)
-
-        def capped_defaults(self, k, params, cap):
-            return {"candidates": cap} if "candidates" not in params and 10 * k > cap else {}
-
     pool = SearchPool(anyio.CapacityLimiter(2), CoreBudget(2), timeout=30, max_candidates=100)
-    assert anyio.run(pool.search, Quick(), None, 3, {"ef_search": 100}, 2) == (
-        3,
-        2,
-        {"ef_search": 100},
-    )
-    with pytest.raises(ServiceError, match="parameter 'candidates': must be at most 100"):
+    assert anyio.run(pool.search, Quick(), None, 3, {"ef_search": 100}, 2) == (3, 2, 100, 30)
+    with pytest.raises(OverLimitError, match="parameter 'candidates': must be at most 100"):
         anyio.run(pool.search, Quick(), None, 3, {"candidates": 101}, 2)
     # Defaults over the cap are lowered to it; those under it, and given values, stay.
-    assert anyio.run(pool.search, Quick(), None, 20, {"ef_search": 90}, 2) == (
-        20,
-        2,
-        {"ef_search": 90, "candidates": 100},
-    )
-    assert anyio.run(pool.search, Quick(), None, 20, {"candidates": 40}, 2)[2] == {"candidates": 40}
+    assert anyio.run(pool.search, Quick(), None, 20, {"ef_search": 90}, 2) == (20, 2, 90, 100)
+    assert anyio.run(pool.search, Quick(), None, 20, {"candidates": 40}, 2)[3] == 40
     given = {"ef_search": 90}
     anyio.run(pool.search, Quick(), None, 20, given, 2)
     assert given == {"ef_search": 90}  # the caller's dict is left as it was
     uncapped = SearchPool(anyio.CapacityLimiter(2), CoreBudget(2), timeout=30)
-    assert anyio.run(uncapped.search, Quick(), None, 20, {}, 2)[2] == {}
+    assert anyio.run(uncapped.search, Quick(), None, 20, {}, 2)[3] == 200
 
 
 def test_timeout_answer_through_the_server(tmp_path: Path, data, serve, monkeypatch) -> None:
@@ -242,8 +250,6 @@ def test_unhandled_errors_keep_the_request_id(tmp_path: Path, data, caplog) -> N
     its log record carries the id."""
     from glint.service.app import create_app
     from glint.service.settings import Settings
-
-    from ..conftest import ServerThread
 
     build_index(data(50, DIM), "flat", "l2").save(tmp_path / "docs")
     app = create_app(Settings(index_dirs=[str(tmp_path / "docs")]))

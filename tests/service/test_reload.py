@@ -16,6 +16,8 @@ import glint.service.registry as registry_module
 from glint.client import Client, ConflictError, InvalidRequestError, NotFoundError
 from glint.index import build_index
 
+from testkit import poll
+
 DIM = 16
 N = 400
 B_IDS = 100_000  # index B's ids start here, so every answer says which index gave it
@@ -45,6 +47,7 @@ def _gate(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.E
     return entered, release
 
 
+@pytest.mark.slow
 def test_reload_under_concurrent_load_fails_no_request(two_indices, serve) -> None:
     a, b, base = two_indices
     url = serve(index_dirs=[f"docs={a}"])
@@ -177,7 +180,7 @@ def test_readyz_during_startup_load(two_indices, serve, monkeypatch) -> None:
     unload = httpx.delete(f"{url}/v1/collections/docs")
     assert unload.status_code == 409 and "start-up" in unload.json()["error"]["message"]
     release.set()
-    _poll(lambda: httpx.get(f"{url}/readyz").status_code == 200)
+    poll(lambda: httpx.get(f"{url}/readyz").status_code == 200, timeout=30, what="ready")
     assert httpx.get(f"{url}/readyz").json()["loading"] == []
 
 
@@ -187,7 +190,7 @@ def test_readyz_reports_a_failed_startup_load(two_indices, tmp_path: Path, serve
     shutil.copytree(a, broken)
     (broken / "vectors.npy").write_bytes(b"\x93NUMPY garbage")
     url = serve(index_dirs=[f"docs={broken}", f"ok={a}"], wait_ready=False)
-    _poll(lambda: not httpx.get(f"{url}/readyz").json()["loading"])
+    poll(lambda: not httpx.get(f"{url}/readyz").json()["loading"], timeout=30, what="loads over")
     ready = httpx.get(f"{url}/readyz")
     assert ready.status_code == 503
     body = ready.json()
@@ -248,12 +251,3 @@ def test_load_and_unload(two_indices, serve) -> None:
         bad = httpx.post(f"{url}/v1/collections/bad name!/load", json={"path": str(b)})
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "name"
     assert 'glint_index_vectors{collection="extra"}' not in httpx.get(f"{url}/metrics").text
-
-
-def _poll(condition, timeout: float = 30.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)

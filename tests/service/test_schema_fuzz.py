@@ -33,7 +33,8 @@ from hypothesis.extra import numpy as hnp  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
 from glint.index import build_index  # noqa: E402
-from tests.conftest import ServerThread, clustered, token_sets  # noqa: E402
+
+from testkit import clustered, serving, token_sets  # noqa: E402
 
 DIM = 16
 MV_SPEC = "muvera:k_sim=2,dim_proj=8,r_reps=4,tokens=f32,inner=(hnsw:m=8)"
@@ -186,12 +187,8 @@ def _serve_schema(index_dirs: dict[str, Path]) -> Iterator[Any]:
         search_workers=2,
         batch_threads=1,
     )
-    server = ServerThread(create_app(settings_))
-    url = server.start()
-    try:
+    with serving(create_app(settings_)) as url:
         yield schemathesis.openapi.from_url(f"{url}/openapi.json", config=_config(index_dirs))
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import numpy as np
 
-from glint.index.threads import CoreBudget
+from glint.service.cores import CoreBudget
 from glint.service.deps import SearchPool
 
 
@@ -21,7 +21,10 @@ class CountingIndex:
         self.peak = 0
         self.given: list[int] = []
 
-    def search(self, queries: Any, k: int, *, threads: int, **params: Any) -> int:
+    def resolve_params(self, k: int, params: Any) -> Any:
+        return params
+
+    def search(self, queries: Any, k: int, *, params: Any, threads: int) -> int:
         with self.lock:
             self.in_use += threads
             self.peak = max(self.peak, self.in_use)

@@ -1,0 +1,144 @@
+"""Checks on what callers hand the index layer: vectors, ids, ``k`` and thread counts.
+
+Each returns the value in the form the kernels want (float32 C-contiguous vectors, int64 ids,
+plain ints) or raises an :class:`~glint.index.errors.InputError` / ``ConfigError`` naming
+what is wrong and where. File formats live in :mod:`glint.index.readers`, which uses these.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .errors import ConfigError, DimensionError, InputError, one_line
+
+__all__ = ["check_ids", "check_k", "check_threads", "check_vectors"]
+
+# Finiteness is checked (and dtype conversion done) this many elements at a time, so a huge
+# memory-mapped input never needs a full-size temporary besides the float32 result itself.
+_CHUNK_ELEMENTS = 1 << 22
+_MAX_CHUNK_ROWS = 65536
+
+
+def check_k(k: object) -> int:
+    """``k`` must be a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def check_threads(threads: int | None) -> int:
+    """``threads`` if given (>= 1), else the number of usable cores."""
+    if threads is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    return threads
+
+
+def check_vectors(x: np.ndarray, *, what: str = "vectors", dim: int | None = None) -> np.ndarray:
+    """Validate a matrix of vectors and return it as float32, C-contiguous ``[n, d]``.
+
+    ``x`` must be 2-D, of an integer or floating dtype, with ``n >= 1`` and ``d >= 1``, and every
+    value must be finite (also after conversion to float32). When ``dim`` is given, ``d`` must
+    equal it (else :class:`DimensionError`). No copy is made when ``x`` is already float32 and
+    C-contiguous; otherwise the conversion is done in chunks.
+
+    Raises:
+        InputError: naming ``what`` and the problem (shape, dtype, first non-finite row/column).
+        DimensionError: ``d != dim``, naming both.
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{what}: not convertible to an array: {one_line(exc)}") from None
+    if x.ndim != 2:
+        hint = "; use x.reshape(1, -1) for a single vector" if x.ndim == 1 else ""
+        raise InputError(
+            f"{what}: expected a 2-D [n, d] array, got a {x.ndim}-D array of shape "
+            f"{tuple(x.shape)}{hint}"
+        )
+    if x.dtype.kind not in "iuf":
+        raise InputError(f"{what}: expected numbers (integer or float), got dtype {x.dtype}")
+    n, d = x.shape
+    if n == 0 or d == 0:
+        raise InputError(f"{what}: empty, shape ({n}, {d}); need at least one row and one column")
+    if dim is not None and d != dim:
+        raise DimensionError(f"{what}: expected dimension {dim}, got {d}")
+    return _to_finite_float32(x, what)
+
+
+def _to_finite_float32(x: np.ndarray, what: str) -> np.ndarray:
+    """Convert a 2-D numeric array to float32 C-contiguous, chunk by chunk, checking finiteness."""
+    n, d = x.shape
+    rows = max(1, min(_MAX_CHUNK_ROWS, _CHUNK_ELEMENTS // d))
+    copy = not (x.dtype == np.float32 and x.flags.c_contiguous)
+    out = np.empty((n, d), dtype=np.float32) if copy else np.asarray(x)
+    # Integers of any width are finite in float32 (max int64 < max float32).
+    check = x.dtype.kind == "f"
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        block = out[start:stop]
+        if copy:
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below, by position
+                block[...] = x[start:stop]
+        if check and not np.isfinite(block).all():
+            flat = int(np.argmax(~np.isfinite(block)))
+            r, c = divmod(flat, d)
+            original = float(x[start + r, c])
+            if np.isfinite(original):
+                raise InputError(
+                    f"{what}: row {start + r}, column {c}: value {original!r} overflows float32"
+                )
+            raise InputError(
+                f"{what}: row {start + r}, column {c} is {original}; all values must be finite"
+            )
+    return out
+
+
+def check_ids(ids: np.ndarray, n: int, *, what: str = "ids") -> np.ndarray:
+    """Validate ids for ``n`` rows and return them as int64 ``[n]``.
+
+    ``ids`` must be 1-D, of an integer dtype, of length ``n``, non-negative (search results
+    use -1 to mark padding) and without duplicates.
+
+    Raises:
+        InputError: naming the shape, dtype, both counts, or the first duplicated id (the one
+            whose repeat comes earliest) with the two rows holding it.
+    """
+    if not isinstance(ids, np.ndarray):
+        try:
+            ids = np.asarray(ids)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{what}: not convertible to an array: {one_line(exc)}") from None
+    if ids.ndim != 1:
+        raise InputError(f"{what}: expected a 1-D array, got shape {tuple(ids.shape)}")
+    if ids.dtype.kind not in "iu":
+        raise InputError(f"{what}: expected integers, got dtype {ids.dtype}")
+    if len(ids) != n:
+        raise InputError(f"{what}: expected {n} ids (one per row), got {len(ids)}")
+    if ids.dtype == np.uint64 and len(ids) and int(ids.max()) > np.iinfo(np.int64).max:
+        row = int(np.argmax(ids > np.iinfo(np.int64).max))
+        raise InputError(f"{what}: row {row}: id {int(ids[row])} does not fit in int64")
+    out = np.ascontiguousarray(ids, dtype=np.int64)
+    if n and int(out.min()) < 0:
+        row = int(np.argmax(out < 0))
+        raise InputError(
+            f"{what}: row {row}: id {int(out[row])} is negative (ids must be >= 0; -1 marks "
+            "padding in results)"
+        )
+    if n > 1:
+        order = np.argsort(out, kind="stable")
+        ordered = out[order]
+        repeats = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if repeats.size:
+            # Stable sort keeps rows ascending within equal ids, so order[k + 1] is a repeat
+            # and order[k] an earlier row with the same id; pick the earliest repeat.
+            k = int(repeats[np.argmin(order[repeats + 1])])
+            raise InputError(
+                f"{what}: duplicate id {int(ordered[k])} at rows {int(order[k])} and "
+                f"{int(order[k + 1])}"
+            )
+    return out
