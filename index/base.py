@@ -33,6 +33,20 @@ __all__ = ["Index", "IndexMeta", "SearchResult", "check_k"]
 IDS_FILE = "ids.npy"
 
 
+_RESOLVED_KEPT = 64
+
+
+def _request_key(k: int, params: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """A hashable key for a search request, or None when a value is not hashable. Types are
+    part of it: 1, 1.0 and True are one key to a dict, but not to the parser."""
+    try:
+        items = tuple(sorted((key, type(v), v) for key, v in (params or {}).items()))
+        hash(items)
+    except TypeError:  # an unhashable value, or keys that do not sort
+        return None
+    return (k, items)
+
+
 class SearchResult(NamedTuple):
     """Search output: ``ids`` int64 [nq, k] padded with -1, ``scores`` float32 [nq, k]."""
 
@@ -99,6 +113,7 @@ class Index(ABC):
         self._payloads = meta.payloads
         self.build_info: dict[str, Any] = dict(meta.build)
         self._reader = meta.reader
+        self._resolved: dict[tuple[Any, ...], SearchParams] = {}  # see resolve_params
 
     # -- what a kind implements -------------------------------------------------------------
     @classmethod
@@ -160,8 +175,16 @@ class Index(ABC):
             if type(params) is self.params_type and params.resolved_for == k:
                 return params
             params = params.given()
-        parsed = self._parse_params(params)
-        return parsed.resolved(k, self._defaults(k, parsed))
+        key = _request_key(k, params)
+        found = self._resolved.get(key) if key is not None else None
+        if found is None:
+            parsed = self._parse_params(params)
+            found = parsed.resolved(k, self._defaults(k, parsed))
+            if key is not None:  # a few of the requests seen, which most callers repeat
+                if len(self._resolved) >= _RESOLVED_KEPT:
+                    self._resolved.clear()
+                self._resolved[key] = found
+        return found
 
     def _parse_params(self, params: Mapping[str, Any] | None) -> SearchParams:
         return self.params_type.parse(params, what=f"search on a {self.kind!r} index")

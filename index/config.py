@@ -14,6 +14,7 @@ An index turns what a caller gives into a *resolved* :class:`SearchParams` once 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -87,7 +88,7 @@ class SearchParams(BaseModel):
     def _counts_in_any_number_form(cls, data: Any) -> Any:
         """A candidate count may come as text in any number form ("260", "2.6e2"), as query
         strings and hand-written JSON carry it; a whole number is taken as that integer."""
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or not any(isinstance(v, str) for v in data.values()):
             return data
         out = dict(data)
         for name in cls.candidate_fields():
@@ -128,12 +129,7 @@ class SearchParams(BaseModel):
     @classmethod
     def candidate_fields(cls) -> tuple[str, ...]:
         """The fields made with :func:`candidate_count`."""
-        return tuple(
-            name
-            for name, field in cls.model_fields.items()
-            if isinstance(field.json_schema_extra, dict)
-            and field.json_schema_extra.get(_CANDIDATE_TAG)
-        )
+        return _candidate_fields(cls)
 
     @classmethod
     def limit(cls, name: str) -> int | None:
@@ -168,6 +164,15 @@ class SearchParams(BaseModel):
         out = type(self).model_construct(_fields_set=set(self.model_fields_set), **values)
         out._resolved_for = resolved_for
         return out
+
+
+@functools.cache
+def _candidate_fields(model: type[SearchParams]) -> tuple[str, ...]:
+    return tuple(
+        name
+        for name, field in model.model_fields.items()
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get(_CANDIDATE_TAG)
+    )
 
 
 def validate_model(model: type[Any], values: Mapping[str, Any], what: str) -> Any:

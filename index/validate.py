@@ -49,11 +49,7 @@ def check_vectors(x: np.ndarray, *, what: str = "vectors", dim: int | None = Non
         InputError: naming ``what`` and the problem (shape, dtype, first non-finite row/column).
         DimensionError: ``d != dim``, naming both.
     """
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{what}: not convertible to an array: {one_line(exc)}") from None
+    x = _as_array(x, what)
     if x.ndim != 2:
         hint = "; use x.reshape(1, -1) for a single vector" if x.ndim == 1 else ""
         raise InputError(
@@ -108,11 +104,7 @@ def check_ids(ids: np.ndarray, n: int, *, what: str = "ids") -> np.ndarray:
         InputError: naming the shape, dtype, both counts, or the first duplicated id (the one
             whose repeat comes earliest) with the two rows holding it.
     """
-    if not isinstance(ids, np.ndarray):
-        try:
-            ids = np.asarray(ids)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{what}: not convertible to an array: {one_line(exc)}") from None
+    ids = _as_array(ids, what)
     if ids.ndim != 1:
         raise InputError(f"{what}: expected a 1-D array, got shape {tuple(ids.shape)}")
     if ids.dtype.kind not in "iu":
@@ -142,3 +134,12 @@ def check_ids(ids: np.ndarray, n: int, *, what: str = "ids") -> np.ndarray:
                 f"{int(order[k + 1])}"
             )
     return out
+
+
+def _as_array(value: object, what: str) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: not convertible to an array: {one_line(exc)}") from None

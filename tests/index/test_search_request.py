@@ -93,3 +93,20 @@ def test_the_cap_lowers_defaults_and_refuses_given_values(indices) -> None:
     assert inner_info.value.param == "ef_search"
     capped = muvera.resolve_params(10, {}).capped(64)
     assert capped.candidates == 64 and capped.resolved_for == 10
+
+
+def test_repeated_requests_resolve_alike(indices) -> None:
+    """Resolutions are kept per request: the same request gives the same object, and one that
+    differs only in a value's type or in k does not get another's resolution."""
+    hnsw = indices["hnsw"]
+    first = hnsw.resolve_params(5, {"ef_search": 40})
+    assert hnsw.resolve_params(5, {"ef_search": 40}) is first
+    assert hnsw.resolve_params(6, {"ef_search": 40}).resolved_for == 6
+    with pytest.raises(ConfigError, match="invalid value 'x' for key 'ef_search'"):
+        hnsw.resolve_params(5, {"ef_search": "x"})
+    assert hnsw.resolve_params(5, {"ef_search": "40"}).ef_search == 40  # a number as text
+    assert hnsw.resolve_params(5, {"ef_search": 40, "rerank": None}).given() == {"ef_search": 40}
+    with pytest.raises(ConfigError, match="key 'ef_search'"):
+        hnsw.resolve_params(5, {"ef_search": [40]})  # unhashable: not kept, still refused
+    with pytest.raises(ConfigError, match="unknown key 3"):
+        hnsw.resolve_params(5, {"ef_search": 40, 3: 1})  # keys that do not sort
