@@ -21,7 +21,7 @@ from urllib.parse import quote
 import numpy as np
 
 # locust is no dependency of glint: without it the three type ignores here are needed, with it none
-from locust import HttpUser, constant, task  # type: ignore[import-not-found, unused-ignore]
+from locust import HttpUser, constant, task
 
 COLLECTION = os.environ.get("GLINT_COLLECTION", "docs")
 API_KEY = os.environ.get("GLINT_API_KEY", "")

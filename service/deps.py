@@ -158,15 +158,18 @@ class Service:
 
 
 async def get_service(request: Request) -> Service:
-    return request.app.state.service  # type: ignore[no-any-return]
+    found: Service = request.app.state.service
+    return found
 
 
 async def get_registry(request: Request) -> Registry:
-    return request.app.state.registry  # type: ignore[no-any-return]
+    found: Registry = request.app.state.registry
+    return found
 
 
 async def get_metrics(request: Request) -> Metrics:
-    return request.app.state.metrics  # type: ignore[no-any-return]
+    found: Metrics = request.app.state.metrics
+    return found
 
 
 def authorize(request: Request, needed: Role) -> Role | None:

@@ -246,7 +246,7 @@ def _rerank_residual(
         cand_scores[qi, :count] = scores
 
 
-def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
+def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time
     """``_search_batch`` with ``kind`` and ``l2`` fixed at compile time.
 
     Each storage kind and metric gets its own machine code with only its distance kernel in the
@@ -256,7 +256,7 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
 
     # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
-    def search(  # type: ignore[no-untyped-def]
+    def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
         queries, qsums, qmus, fdata, hdata, codes, lut, layer0, levels, upper_offsets, upper,
         entry, max_level, ef, out_ids, out_scores, visited, tag_state,
     ):
@@ -272,18 +272,18 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
 _SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
 
 
-def search_batch(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]
+def search_batch(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Beam-search every query with the kernel specialised for the storage ``kind`` and
     metric; arguments as :func:`_search_batch`."""
     _SPECIALISED[(int(kind), bool(l2))](queries, qsums, qmus, *rest)
 
 
-def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped-def]
+def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time
     """``rerank_residual`` with the residual width and metric fixed at compile time, so the
     branches inside the per-dimension loops fold away and the loops vectorise."""
 
     @njit(cache=True, nogil=True, fastmath=True)
-    def rerank(  # type: ignore[no-untyped-def]
+    def rerank(  # type: ignore[no-untyped-def]  # numba types these at compile time
         queries, qsums, qmus, primary_kind, codes, residual, lut, cand_ids, cand_scores, depth
     ):
         _rerank_residual(
@@ -307,7 +307,7 @@ def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped
 _RERANKERS = {(b, l2): _specialise_rerank(b, l2) for b in (4, 8) for l2 in (False, True)}
 
 
-def rerank_residual(  # type: ignore[no-untyped-def]
+def rerank_residual(  # type: ignore[no-untyped-def]  # numba types these at compile time
     queries,
     qsums,
     qmus,

@@ -17,13 +17,13 @@ _LINE = 64
 
 
 @intrinsic
-def _prefetch(typingctx, array, row, col):  # type: ignore[no-untyped-def]
+def _prefetch(typingctx, array, row, col):  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Prefetch the cache line holding ``array[row, col]`` (read, keep in all cache levels)."""
     if not (isinstance(array, types.Array) and array.ndim == 2):
         return None
     sig = types.void(array, row, col)
 
-    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]  # numba types these at compile time
         array_type = signature.args[0]
         arr = context.make_array(array_type)(context, builder, args[0])
         indices = [
@@ -45,7 +45,7 @@ def _prefetch(typingctx, array, row, col):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always", nogil=True)
-def prefetch_row(array, row):  # type: ignore[no-untyped-def]
+def prefetch_row(array, row):  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Prefetch every cache line of ``array[row]``."""
     per_line = max(1, _LINE // array.itemsize)
     for col in range(0, array.shape[1], per_line):

@@ -60,12 +60,12 @@ def _rescore(
                 out_scores[qi, pos] = -np.inf
 
 
-def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
+def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time
     """``_rescore`` with the storage kind and metric fixed at compile time (see
     :func:`glint.index.kernels.graph._specialise` for why)."""
 
     @njit(cache=True, nogil=True, fastmath=True)
-    def rescore(  # type: ignore[no-untyped-def]
+    def rescore(  # type: ignore[no-untyped-def]  # numba types these at compile time
         queries, qsums, qmus, fdata, hdata, codes, lut, cand, out_ids, out_scores
     ):
         _rescore(
@@ -78,7 +78,7 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]
 _SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
 
 
-def rescore(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]
+def rescore(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Re-score candidates with the kernel specialised for ``kind`` and the metric; arguments
     as :func:`_rescore`."""
     _SPECIALISED[(int(kind), bool(l2))](queries, qsums, qmus, *rest)

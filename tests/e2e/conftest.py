@@ -1,52 +1,15 @@
+"""``glint serve`` as a subprocess, for the end-to-end tests."""
+
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from testkit import free_port, poll
-
-GLINT = str(Path(sys.executable).with_name("glint"))
-
-
-def run_glint(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the `glint` command to completion; a failure shows its stderr."""
-    proc = subprocess.run([GLINT, *map(str, args)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-def glint_error(*args: str | Path, cwd: Path | None = None) -> str:
-    """Run a `glint` command that must fail; returns its one-line error (no traceback)."""
-    proc = subprocess.run(
-        [GLINT, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
-    )
-    assert proc.returncode != 0
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    return lines[0]
-
-
-def wait_ready(
-    url: str, proc: subprocess.Popen[str], timeout: float = 60.0, log: Path | None = None
-) -> None:
-    """Poll /readyz until it answers 200, the process dies, or the time bound passes."""
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            output = log.read_text() if log else (proc.stderr.read() if proc.stderr else "")
-            raise RuntimeError(f"server exited with {proc.returncode}: {output}")
-        try:
-            return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    poll(ready, timeout=timeout, interval=0.05, what=f"{url}/readyz answering 200")
+from testkit import GLINT, free_port, wait_ready
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ import pytest
 
 from glint.client import AuthenticationError, Client
 
-from .conftest import run_glint
-from testkit import free_port
+from testkit import free_port, run_glint
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,7 @@ import pytest
 from glint.client import AsyncClient, Client, TransportError
 from glint.index import load_index
 
-from .conftest import run_glint
-from testkit import free_port
+from testkit import free_port, run_glint
 
 
 def _build(tmp_path: Path, base: np.ndarray, metric: str) -> Path:

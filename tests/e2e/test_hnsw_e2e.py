@@ -10,8 +10,7 @@ import pytest
 from glint.client import Client, InvalidRequestError
 from glint.index import load_index
 
-from .conftest import run_glint
-from testkit import exact_scores, recall, recall_floor
+from testkit import exact_scores, recall, recall_floor, run_glint
 
 SPEC = "hnsw:m=16,ef_construction=100,storage=lvq4x8"
 

@@ -11,8 +11,7 @@ import pytest
 from glint.client import Client, InvalidRequestError
 from glint.index import load_index
 
-from .conftest import glint_error, run_glint
-from testkit import exact_scores, recall, recall_floor
+from testkit import exact_scores, glint_error, recall, recall_floor, run_glint
 
 SPEC = "ivfpq:nlist=32,m=24,nbits=4,opq=false,rerank=lvq8"
 

@@ -13,8 +13,7 @@ import pytest
 from glint.client import Client, InvalidRequestError
 from glint.index import TokenSets, load_index
 
-from .conftest import glint_error, run_glint
-from testkit import chamfer_scores, recall, recall_floor
+from testkit import chamfer_scores, glint_error, recall, recall_floor, run_glint
 
 SPEC = "muvera:k_sim=3,dim_proj=8,r_reps=8,tokens=lvq8,inner=(hnsw:m=16,storage=lvq8)"
 

@@ -15,8 +15,7 @@ import pytest
 from glint.client import Client, ConflictError
 from glint.index import build_index
 
-from .conftest import GLINT, glint_error, wait_ready
-from testkit import free_port, poll
+from testkit import GLINT, free_port, glint_error, poll, wait_ready
 
 DIM = 16
 

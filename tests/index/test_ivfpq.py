@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import faiss
 import numpy as np
@@ -104,6 +103,7 @@ def test_scores_follow_the_metric(dataset, built) -> None:
     assert np.allclose(ip.scores[0], true, rtol=0.02, atol=0.05 * np.abs(true).max())
 
 
+@pytest.mark.slow
 def test_auto_values_are_resolved_into_the_spec(dataset) -> None:
     index = build_index(dataset["base"][:4000], "ivfpq", "ip", threads=2)
     assert index.config.nlist == auto_nlist(4000) == 102 or index.config.nlist == auto_nlist(4000)
@@ -228,6 +228,7 @@ def test_invalid_search_parameters(built, dataset) -> None:
         plain.search(q, 10, rerank_k=50)
 
 
+@pytest.mark.slow
 def test_build_is_deterministic(dataset) -> None:
     base = dataset["base"][:4000]
     a = build_index(base, "ivfpq:nlist=32,m=24", "ip", threads=2)

@@ -52,6 +52,7 @@ def test_recall_against_exact_chamfer(corpus, tokens: str) -> None:
     assert recall(few.ids, exact) < recall(found.ids, exact)
 
 
+@pytest.mark.slow
 def test_inner_kinds_flat_and_ivfpq(corpus) -> None:
     docs, queries, _, exact = corpus
     flat = build_index(docs, FLAT_INNER, "ip")
@@ -229,6 +230,7 @@ def test_capped_defaults_follow_the_depth_asked_of_the_inner_index(corpus) -> No
     as given or as lowered (and at most the documents), never more."""
     docs = corpus[0]
     index = build_index(docs, "muvera:k_sim=3,r_reps=12,inner=(ivfpq:nlist=8,m=8)", "ip")
+
     def capped(params: dict, cap: int) -> tuple[int, int]:
         resolved = index.resolve_params(10, params).capped(cap)
         return resolved.candidates, resolved.inner.rerank_k

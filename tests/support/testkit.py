@@ -1,5 +1,6 @@
 """Test helpers, defined once: synthetic data and exact references, tie-tolerant recall and the
-pinned recall floors, a free port, a bounded poll, and a real server in a thread.
+pinned recall floors, a free port, a bounded poll, a real server in a thread, and the `glint`
+command run as a user runs it.
 
 The tests run with ``--import-mode=importlib`` and no ``tests/__init__.py``, so nothing under
 ``tests/`` is importable as a package and test modules cannot import each other or a
@@ -13,6 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ import numpy as np
 
 T = TypeVar("T")
 FLOORS = Path(__file__).resolve().parents[1] / "index" / "recall_floors.json"
+GLINT = str(Path(sys.executable).with_name("glint"))  # the entry point of this environment
 
 # -- data --------------------------------------------------------------------------------------
 
@@ -147,8 +151,9 @@ def recall(
     A returned row is a hit when its exact score is at least the k-th best exact score (less
     ``rtol`` of it): where rows tie at the k-th place, any of them counts, so an index is not
     marked down for breaking a tie another way. A row returned twice counts once."""
-    found = np.asarray(found)[:, : k or np.asarray(found).shape[1]]
-    k = found.shape[1]
+    found = np.asarray(found)
+    k = k or found.shape[1]
+    found = found[:, :k]
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
     bars = kth - rtol * np.abs(kth)
     hits = 0
@@ -187,7 +192,7 @@ def poll(
     deadline = time.monotonic() + timeout
     while not (result := predicate()):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: still not so after {timeout:g} s")
+            raise TimeoutError(f"gave up waiting for {what} after {timeout:g} s")
         time.sleep(interval)  # noqa: TID251 - the one bounded wait
     return result
 
@@ -197,6 +202,24 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def wait_ready(
+    url: str, proc: subprocess.Popen[str], timeout: float = 60.0, log: Path | None = None
+) -> None:
+    """Poll ``url``'s /readyz until it answers 200; raise if ``proc`` (the server) dies first
+    (with ``log``, its stderr file, or its stderr pipe) or the time bound passes."""
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            output = log.read_text() if log else (proc.stderr.read() if proc.stderr else "")
+            raise RuntimeError(f"server exited with {proc.returncode}: {output}")
+        try:
+            return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    poll(ready, timeout=timeout, interval=0.05, what=f"{url}/readyz answering 200")
 
 
 class ServerThread:
@@ -244,3 +267,24 @@ def serving(app: Any, *, wait_ready: bool = True) -> Iterator[str]:
         yield server.start(wait_ready=wait_ready)
     finally:
         server.stop()
+
+
+# -- the glint command -------------------------------------------------------------------------
+
+
+def run_glint(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the `glint` command to completion; a failure shows its stderr."""
+    proc = subprocess.run([GLINT, *map(str, args)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def glint_error(*args: str | Path, cwd: Path | None = None) -> str:
+    """Run a `glint` command that must fail; returns its one-line error (no traceback)."""
+    proc = subprocess.run(
+        [GLINT, *map(str, args)], capture_output=True, text=True, timeout=300, cwd=cwd
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
