@@ -34,7 +34,7 @@ def build_index(
     threads: int | None = None,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Index:
+) -> Index[Any]:
     """Build an index in memory from ``vectors`` (float32 [n, dim]), or for ``muvera`` from
     token sets (:class:`~glint.index.multivec.TokenSets`, a mapping or ``.npz`` with
     ``tokens`` [T, dim] and ``offsets`` [n + 1], or a list of [t_i, dim] matrices).
@@ -75,7 +75,7 @@ def _ids_and_payloads(
     return id_arr, store
 
 
-def load_index(path: str | os.PathLike[str], *, verify: bool = True) -> Index:
+def load_index(path: str | os.PathLike[str], *, verify: bool = True) -> Index[Any]:
     """Open an index directory (arrays memory-mapped); ``verify`` checks every file's sha256."""
     reader = IndexReader(path, verify=verify)
     manifest = reader.manifest

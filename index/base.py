@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -34,9 +34,12 @@ IDS_FILE = "ids.npy"
 
 
 _RESOLVED_KEPT = 64
+P = TypeVar("P", bound=SearchParams)
 
 
-def _request_key(k: int, params: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+def _request_key(
+    k: int, cap: int | None, params: Mapping[str, Any] | None
+) -> tuple[Any, ...] | None:
     """A hashable key for a search request, or None when a value is not hashable. Types are
     part of it: 1, 1.0 and True are one key to a dict, but not to the parser."""
     try:
@@ -44,7 +47,7 @@ def _request_key(k: int, params: Mapping[str, Any] | None) -> tuple[Any, ...] | 
         hash(items)
     except TypeError:  # an unhashable value, or keys that do not sort
         return None
-    return (k, items)
+    return (k, cap, items)
 
 
 class SearchResult(NamedTuple):
@@ -96,8 +99,9 @@ class IndexMeta:
         return cls(config, metric, dim, count, ids, payloads, build, reader)
 
 
-class Index(ABC):
-    """A searchable index of ``count`` vectors of dimension ``dim``."""
+class Index(ABC, Generic[P]):
+    """A searchable index of ``count`` vectors of dimension ``dim``, searched with
+    parameters of type ``P`` (its ``params_type``)."""
 
     kind: ClassVar[str]
     config_type: ClassVar[type[IndexConfig]]
@@ -113,29 +117,32 @@ class Index(ABC):
         self._payloads = meta.payloads
         self.build_info: dict[str, Any] = dict(meta.build)
         self._reader = meta.reader
-        self._resolved: dict[tuple[Any, ...], SearchParams] = {}  # see resolve_params
+        # see resolve_params: requests resolved by request, and what this index issued
+        self._resolved: dict[tuple[Any, ...], P] = {}
+        self._issued: dict[int, tuple[P, int, int | None]] = {}
 
     # -- what a kind implements -------------------------------------------------------------
     @classmethod
     @abstractmethod
     def build(
         cls, data: Any, meta: IndexMeta, progress: Callable[[int], None] | None = None
-    ) -> Index:
+    ) -> Index[Any]:
         """Build from validated ``data`` (float32 [count, dim], normalised for ``cos``; token
         sets for a multi-vector kind); ``progress`` is called with items indexed."""
 
     @abstractmethod
-    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
-        """The values a search for ``k`` takes for the keys ``params`` leaves out."""
+    def _defaults(self, k: int, params: P, cap: int | None) -> dict[str, Any]:
+        """The values a search for ``k`` takes for the keys ``params`` leaves out (``cap``:
+        the candidate cap the search will have, for defaults that follow other values)."""
 
-    def _check(self, params: Any) -> None:
+    def _check(self, params: P) -> None:
         """Refuse resolved ``params`` that do not fit this index (a ConfigError naming why):
         checked as the search runs, after any cap a server applies."""
         return None  # every value fits, unless a kind says otherwise
 
     @abstractmethod
     def _search(
-        self, queries: Any, k: int, params: Any, threads: int
+        self, queries: Any, k: int, params: P, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows int64 [nq, k] (-1 padded) and internal scores float32 [nq, k], best first;
         ``params`` is this kind's resolved :class:`SearchParams`."""
@@ -146,7 +153,7 @@ class Index(ABC):
 
     @classmethod
     @abstractmethod
-    def _load(cls, reader: IndexReader, meta: IndexMeta) -> Index:
+    def _load(cls, reader: IndexReader, meta: IndexMeta) -> Index[Any]:
         """Rebuild the index from a verified directory."""
 
     @abstractmethod
@@ -164,30 +171,50 @@ class Index(ABC):
 
     # -- searching --------------------------------------------------------------------------
     def resolve_params(
-        self, k: int, params: Mapping[str, Any] | SearchParams | None = None
-    ) -> SearchParams:
-        """The search for ``k`` results that ``params`` (a mapping, or this kind's
-        :class:`SearchParams`) asks for: validated, with every default filled in. A server caps
-        it with :meth:`SearchParams.capped`; :meth:`search` takes it as it is, and refuses
-        values that do not fit this index (``nprobe`` over ``nlist``, say)."""
+        self,
+        k: int,
+        params: Mapping[str, Any] | SearchParams | None = None,
+        *,
+        cap: int | None = None,
+    ) -> P:
+        """The search for ``k`` results that ``params`` (a mapping, or a :class:`SearchParams`)
+        asks for: validated, with every default filled in, and with its candidate counts
+        bounded by ``cap`` if given (:meth:`SearchParams.capped`: a given count over it is
+        refused before anything else, a default one lowered to it).
+
+        :meth:`search` takes what this index resolved for the same ``k`` as it is, and
+        refuses values that do not fit this index (``nprobe`` over ``nlist``, say)."""
         k = check_k(k)
         if isinstance(params, SearchParams):
-            if type(params) is self.params_type and params.resolved_for == k:
-                return params
+            issued = self._issued.get(id(params))
+            if (
+                issued is not None
+                and issued[0] is params
+                and issued[1] == k
+                and (cap is None or cap == issued[2])
+            ):
+                return issued[0]
+            cap = params.cap if cap is None else cap  # resolved again: under the same cap
             params = params.given()
-        key = _request_key(k, params)
+        elif params is not None and not isinstance(params, Mapping):
+            raise ConfigError(f"search parameters must be a mapping, got {type(params).__name__}")
+        key = _request_key(k, cap, params)
         found = self._resolved.get(key) if key is not None else None
         if found is None:
-            parsed = self._parse_params(params)
-            found = parsed.resolved(k, self._defaults(k, parsed))
-            if key is not None:  # a few of the requests seen, which most callers repeat
-                if len(self._resolved) >= _RESOLVED_KEPT:
-                    self._resolved.clear()
+            parsed = self._parse_params(params, cap)
+            found = parsed.resolved(k, self._defaults(k, parsed, cap))
+            found = found if cap is None else found.capped(cap)
+            if len(self._issued) >= _RESOLVED_KEPT:  # a few, which most callers repeat
+                self._resolved.clear()
+                self._issued.clear()
+            if key is not None:
                 self._resolved[key] = found
+            self._issued[id(found)] = (found, k, cap)
         return found
 
-    def _parse_params(self, params: Mapping[str, Any] | None) -> SearchParams:
-        return self.params_type.parse(params, what=f"search on a {self.kind!r} index")
+    def _parse_params(self, params: Mapping[str, Any] | None, cap: int | None) -> P:
+        what = f"search on a {self.kind!r} index"
+        return cast(P, self.params_type.parse(params, what=what, cap=cap))
 
     def search(
         self,

@@ -18,7 +18,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from typing_extensions import Self
 
 from .errors import ConfigError, OverLimitError
@@ -82,32 +82,25 @@ class SearchParams(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     _resolved_for: int | None = PrivateAttr(default=None)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _counts_in_any_number_form(cls, data: Any) -> Any:
-        """A candidate count may come as text in any number form ("260", "2.6e2"), as query
-        strings and hand-written JSON carry it; a whole number is taken as that integer."""
-        if not isinstance(data, dict) or not any(isinstance(v, str) for v in data.values()):
-            return data
-        out = dict(data)
-        for name in cls.candidate_fields():
-            value = out.get(name)
-            if isinstance(value, str):
-                try:
-                    number = float(value)
-                except ValueError:
-                    continue  # not a number: the field's own validation says so
-                if number.is_integer():
-                    out[name] = int(number)
-        return out
+    _cap: int | None = PrivateAttr(default=None)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None, *, what: str, inner: str | None = None) -> Self:
+    def parse(
+        cls,
+        raw: Mapping[str, Any] | None,
+        *,
+        what: str,
+        inner: str | None = None,
+        cap: int | None = None,
+    ) -> Self:
         """Validate ``raw`` (unknown keys name the valid ones); a None value counts as not
-        given. ``inner`` names the wrapped kind, for a kind that wraps another."""
+        given. ``inner`` names the wrapped kind, for a kind that wraps another. A candidate
+        count given over ``cap`` is refused first, whatever else is wrong with it."""
         raw = raw or {}
+        refuse_reserved(raw)
         check_keys(cls, raw, what)
+        if cap is not None:
+            refuse_over_cap(cls, raw, cap)
         out: Self = validate_model(cls, {key: v for key, v in raw.items() if v is not None}, what)
         return out
 
@@ -115,6 +108,11 @@ class SearchParams(BaseModel):
     def resolved_for(self) -> int | None:
         """The ``k`` whose defaults this instance holds, or None if it is not resolved."""
         return self._resolved_for
+
+    @property
+    def cap(self) -> int | None:
+        """The candidate cap applied (:meth:`capped`), if any."""
+        return self._cap
 
     def given(self) -> dict[str, Any]:
         """The keys the caller set, with their values (the mapping it could have sent)."""
@@ -150,20 +148,55 @@ class SearchParams(BaseModel):
             if value is None or value <= cap:
                 continue
             if name in self.model_fields_set:
-                raise OverLimitError(f"parameter '{name}': must be at most {cap}", param=name)
+                raise over_cap(name, cap)
             limit = self.limit(name)
             lowered[name] = cap if limit is None else min(cap, limit)
-        if not lowered:
+        if not lowered and self._cap == cap:
             return self
         values = {name: getattr(self, name) for name in type(self).model_fields}
-        return self._rebuilt({**values, **lowered}, self._resolved_for)
+        return self._rebuilt({**values, **lowered}, self._resolved_for, cap)
 
-    def _rebuilt(self, values: dict[str, Any], resolved_for: int | None) -> Self:
+    def _rebuilt(
+        self, values: dict[str, Any], resolved_for: int | None, cap: int | None = None
+    ) -> Self:
         # Values are validated already (or are the kind's own defaults): no second validation,
         # and the caller's keys stay the ones it gave.
         out = type(self).model_construct(_fields_set=set(self.model_fields_set), **values)
         out._resolved_for = resolved_for
+        out._cap = cap if cap is not None else self._cap
         return out
+
+
+#: Names of a search's own arguments: as search parameters they are refused by name.
+RESERVED_PARAMS = ("queries", "k", "threads")
+
+
+def refuse_reserved(raw: Mapping[str, Any]) -> None:
+    for key in RESERVED_PARAMS:
+        if key in raw:
+            raise ConfigError(
+                f"unknown search parameter {key!r}: k, the queries and the threads are the "
+                "search's own arguments (fields of a REST request), not search parameters"
+            )
+
+
+def refuse_over_cap(model: type[SearchParams], raw: Mapping[str, Any], cap: int) -> None:
+    """Refuse a candidate count in ``raw`` over ``cap``, read as a number in any form ("300",
+    300.0, "3e2"), before the field's own checks: over the cap is the answer that counts."""
+    for name in model.candidate_fields():
+        value = raw.get(name)
+        if value is None or isinstance(value, bool):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            continue  # not a number: the field's own validation says so
+        if number > cap:
+            raise over_cap(name, cap)
+
+
+def over_cap(name: str, cap: int) -> OverLimitError:
+    return OverLimitError(f"parameter '{name}': must be at most {cap}", param=name)
 
 
 @functools.cache

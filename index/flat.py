@@ -150,7 +150,7 @@ class FlatSearchParams(SearchParams):
     """Exact search takes no search parameters."""
 
 
-class FlatIndex(Index):
+class FlatIndex(Index[FlatSearchParams]):
     """Exact search; ``storage=f16`` halves memory at a small cost in score precision, and
     ``storage=lvq8`` quarters it (scores are those of the LVQ-8 reconstructions)."""
 
@@ -177,11 +177,11 @@ class FlatIndex(Index):
             progress(len(data))
         return cls(meta, store, norms)
 
-    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+    def _defaults(self, k: int, params: FlatSearchParams, cap: int | None) -> dict[str, Any]:
         return {}
 
     def _search(
-        self, queries: np.ndarray, k: int, params: Any, threads: int
+        self, queries: np.ndarray, k: int, params: FlatSearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.store.codes is not None:
             return exact_search_lvq8(

@@ -147,7 +147,7 @@ class HNSWSearchParams(SearchParams):
     )
 
 
-class HNSWIndex(Index):
+class HNSWIndex(Index[HNSWSearchParams]):
     kind = "hnsw"
     config_type = HNSWConfig
     params_type = HNSWSearchParams
@@ -187,21 +187,19 @@ class HNSWIndex(Index):
         store = VectorStore.encode(data, config.storage)
         return cls(meta, graph, store)
 
-    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
-        p = cast(HNSWSearchParams, params)
-        return {"rerank": p.ef_search} if self.store.has_residual else {}
+    def _defaults(self, k: int, params: HNSWSearchParams, cap: int | None) -> dict[str, Any]:
+        return {"rerank": params.ef_search} if self.store.has_residual else {}
 
-    def _check(self, params: Any) -> None:
-        if cast(HNSWSearchParams, params).rerank is not None and not self.store.has_residual:
+    def _check(self, params: HNSWSearchParams) -> None:
+        if params.rerank is not None and not self.store.has_residual:
             raise ConfigError(
                 f"rerank needs a storage with a residual level (lvq4x4, lvq4x8); this "
                 f"index stores {self.store.storage}"
             )
 
     def _search(
-        self, queries: np.ndarray, k: int, params: Any, threads: int
+        self, queries: np.ndarray, k: int, params: HNSWSearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        params = cast(HNSWSearchParams, params)
         depth = max(params.rerank or params.ef_search, k) if self.store.has_residual else 0
         ef = max(params.ef_search, k, depth)
         prepared = self.store.prepare(queries, self.metric)

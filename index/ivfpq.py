@@ -94,7 +94,7 @@ class IVFPQSearchParams(SearchParams):
     )
 
 
-class IVFPQIndex(Index):
+class IVFPQIndex(Index[IVFPQSearchParams]):
     kind = "ivfpq"
     config_type = IVFPQConfig
     params_type = IVFPQSearchParams
@@ -126,14 +126,14 @@ class IVFPQIndex(Index):
         return cls(meta.but(config=resolved, build=info), index, store, size)
 
     # -- search -----------------------------------------------------------------------------
-    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
+    def _defaults(self, k: int, params: IVFPQSearchParams, cap: int | None) -> dict[str, Any]:
         defaults: dict[str, Any] = {"nprobe": max(1, int(self.config.nlist) // 8)}
         if self.store is not None:
             defaults["rerank_k"] = DEFAULT_RERANK_FACTOR * k
         return defaults
 
-    def _check(self, params: Any) -> None:
-        p = cast(IVFPQSearchParams, params)
+    def _check(self, params: IVFPQSearchParams) -> None:
+        p = params
         nlist = int(self.config.nlist)
         if p.nprobe is not None and p.nprobe > nlist:
             raise ConfigError(
@@ -146,13 +146,13 @@ class IVFPQIndex(Index):
             )
 
     def _search(
-        self, queries: np.ndarray, k: int, params: Any, threads: int
+        self, queries: np.ndarray, k: int, params: IVFPQSearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        params = cast(IVFPQSearchParams, params)
-        nprobe = int(params.nprobe)
-        depth = max(int(params.rerank_k), k) if self.store is not None else k
+        # resolved: nprobe is always set, rerank_k whenever there is a re-rank store
+        nprobe = int(cast(int, params.nprobe))
+        depth = max(int(cast(int, params.rerank_k)), k) if self.store is not None else k
         nq = queries.shape[0]
         cand = np.empty((nq, depth), np.int64)
         dist = np.empty((nq, depth), np.float32)

@@ -23,12 +23,19 @@ from typing_extensions import Self
 
 from .api import build_index
 from .base import Index, IndexMeta
-from .config import IndexConfig, SearchParams, candidate_count, validate_model
+from .config import (
+    IndexConfig,
+    SearchParams,
+    candidate_count,
+    refuse_over_cap,
+    refuse_reserved,
+    validate_model,
+)
 from .errors import ConfigError, FormatError
 from .fde import FDEEncoder, FDEParams
 from .metrics import Metric
 from .multivec import TokenSets, as_token_sets, pool_tokens, rerank_chamfer
-from .registry import config_from_dict, get_kind, parse_spec, register
+from .registry import config_from_dict, get_kind, kind_names, parse_spec, register
 from .storage import IndexReader, IndexWriter
 from .vecstore import VectorStore
 
@@ -44,8 +51,8 @@ _FDE_FILES = {
 TOKENS_PREFIX = "tokens."
 INNER_PREFIX = "inner."
 DEFAULT_CANDIDATE_FACTOR = 10
-# At least this many candidates by default: the depth docs/benchmarks.md measures for
-# recall@10 near 0.90 against exact Chamfer; fewer trade recall for speed, per query.
+# At least this many candidates by default (docs/benchmarks.md shows the recall it buys on
+# multivec-minilm); fewer trade recall for speed, per query.
 DEFAULT_MIN_CANDIDATES = 1000
 
 
@@ -100,7 +107,8 @@ class MuveraConfig(IndexConfig):
         else:
             raise ValueError("must be the spec of a single-vector index, e.g. (hnsw:m=32)")
         if get_kind(config.kind).index.multivector:
-            raise ValueError("must be a single-vector index kind (flat, hnsw or ivfpq)")
+            single = [n for n in kind_names() if not get_kind(n).index.multivector]
+            raise ValueError(f"must be a single-vector index kind ({', '.join(single)})")
         return config
 
     def manifest_dict(self) -> dict[str, Any]:
@@ -121,9 +129,18 @@ class MuveraSearchParams(SearchParams):
     inner: SearchParams = Field(default_factory=SearchParams)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None, *, what: str, inner: str | None = None) -> Self:
-        """``candidates``, and the other keys as the ``inner`` kind's search parameters."""
+    def parse(
+        cls,
+        raw: Mapping[str, Any] | None,
+        *,
+        what: str,
+        inner: str | None = None,
+        cap: int | None = None,
+    ) -> Self:
+        """``candidates``, and the other keys as the ``inner`` kind's search parameters
+        (checked first, against ``cap`` too, as they were before this kind's own)."""
         values = dict(raw or {})
+        refuse_reserved(values)
         candidates = values.pop("candidates", None)
         inner_type = get_kind(inner or "flat").params
         for key in values:
@@ -133,8 +150,10 @@ class MuveraSearchParams(SearchParams):
                     f"unknown key {key!r} for search on a 'muvera' index over {inner!r}; "
                     f"valid keys: {valid}"
                 )
-        inner_params = inner_type.parse(values, what=what)
+        inner_params = inner_type.parse(values, what=what, cap=cap)
         top = {} if candidates is None else {"candidates": candidates}
+        if cap is not None:
+            refuse_over_cap(cls, top, cap)
         checked = validate_model(cls, top, what)
         out = cls.model_construct(
             _fields_set=set(top), candidates=checked.candidates, inner=inner_params
@@ -152,10 +171,10 @@ class MuveraSearchParams(SearchParams):
         if inner is out.inner:
             return out
         values = {"candidates": out.candidates, "inner": inner}
-        return out._rebuilt(values, out.resolved_for)
+        return out._rebuilt(values, out.resolved_for, cap)
 
 
-class MuveraIndex(Index):
+class MuveraIndex(Index[MuveraSearchParams]):
     kind = "muvera"
     config_type = MuveraConfig
     params_type = MuveraSearchParams
@@ -166,7 +185,7 @@ class MuveraIndex(Index):
         self,
         meta: IndexMeta,
         encoder: FDEEncoder,
-        inner: Index,
+        inner: Index[Any],
         tokens: VectorStore,
         token_offsets: np.ndarray,
     ) -> None:
@@ -225,23 +244,29 @@ class MuveraIndex(Index):
         return cls(meta.but(config=resolved, build=info), encoder, inner, store, stored.offsets)
 
     # -- search -----------------------------------------------------------------------------
-    def _parse_params(self, params: Mapping[str, Any] | None) -> SearchParams:
-        return self.params_type.parse(
-            params, what="search on a 'muvera' index", inner=self.inner.kind
-        )
+    def _parse_params(
+        self, params: Mapping[str, Any] | None, cap: int | None
+    ) -> MuveraSearchParams:
+        what = "search on a 'muvera' index"
+        return MuveraSearchParams.parse(params, what=what, inner=self.inner.kind, cap=cap)
 
-    def _defaults(self, k: int, params: Any) -> dict[str, Any]:
-        """``candidates``, and the inner index's parameters resolved for the depth this
-        search asks of it."""
-        p = cast(MuveraSearchParams, params)
-        candidates = p.candidates if p.candidates is not None else default_candidates(k)
+    def _defaults(self, k: int, params: MuveraSearchParams, cap: int | None) -> dict[str, Any]:
+        """``candidates`` (lowered to ``cap`` if it is a default over it), and the inner
+        index's parameters resolved, under the same cap, for the depth this search asks of
+        it."""
+        candidates = params.candidates
+        if candidates is None:
+            candidates = default_candidates(k)
+            if cap is not None and candidates > cap:
+                candidates = min(cap, MuveraSearchParams.limit("candidates") or cap)
+        depth = self._depth(k, candidates)
         return {
             "candidates": candidates,
-            "inner": self.inner.resolve_params(self._depth(k, candidates), p.inner),
+            "inner": self.inner.resolve_params(depth, params.inner, cap=cap),
         }
 
-    def _check(self, params: Any) -> None:
-        self.inner._check(cast(MuveraSearchParams, params).inner)
+    def _check(self, params: MuveraSearchParams) -> None:
+        self.inner._check(params.inner)
 
     def prepare_queries(self, queries: Any) -> TokenSets:
         """Query token sets (one [t, dim] matrix, a list of them, or tokens with offsets)."""
@@ -254,13 +279,13 @@ class MuveraIndex(Index):
         return self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
 
     def _search(
-        self, queries: Any, k: int, params: Any, threads: int
+        self, queries: Any, k: int, params: MuveraSearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
         sets = cast(TokenSets, queries)
-        p = cast(MuveraSearchParams, params)
         fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
-        # p.inner was resolved for this depth (and capped with the rest, if it was)
-        cand, _ = self.inner._search(fdes, self._depth(k, p.candidates), p.inner, threads)
+        # params.inner was resolved for this depth, under the same cap
+        depth = self._depth(k, params.candidates)
+        cand, _ = self.inner._search(fdes, depth, params.inner, threads)
         return self.rerank(sets, cand, k, threads=threads)
 
     def _depth(self, k: int, candidates: int | None) -> int:

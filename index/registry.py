@@ -34,13 +34,13 @@ class Kind:
     name: str
     config: type[IndexConfig]
     params: type[SearchParams]
-    index: type[Index]
+    index: type[Index[Any]]
 
 
 _KINDS: dict[str, Kind] = {}
 
 
-def register(index: type[Index]) -> type[Index]:
+def register(index: type[Index[Any]]) -> type[Index[Any]]:
     """Add a kind, described by its index class's ``kind``, ``config_type`` and
     ``params_type``; a name registers once."""
     kind = Kind(index.kind, index.config_type, index.params_type, index)

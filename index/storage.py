@@ -47,7 +47,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FORMAT_NAME = "glint-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this glint reads: 1 kept a flat index's float16 vectors as float16 in vectors.npy
+#: (version 2 keeps them, as every kind, through the vector store in vectors_f16.npy).
+READABLE_VERSIONS = (1, 2)
 MANIFEST = "manifest.json"
 _REQUIRED = (
     "format",
@@ -190,10 +193,11 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FormatError(f"{manifest_path}: damaged manifest ({exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError(f"{manifest_path}: not a glint index manifest")
-    if doc.get("format_version") != FORMAT_VERSION:
+    version = doc.get("format_version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise FormatError(
-            f"{manifest_path}: format version {doc.get('format_version')!r} is not supported "
-            f"(this glint reads version {FORMAT_VERSION})"
+            f"{manifest_path}: format version {version!r} is not supported (this glint reads "
+            f"versions {', '.join(map(str, READABLE_VERSIONS))})"
         )
     missing = [key for key in _REQUIRED if key not in doc]
     if missing:

@@ -14,7 +14,6 @@ locust and numpy. Multi-vector collections are not covered here (use ``glint loa
 
 from __future__ import annotations
 
-import io
 import os
 from urllib.parse import quote
 
@@ -22,6 +21,8 @@ import numpy as np
 
 # locust is no dependency of glint: without it the three type ignores here are needed, with it none
 from locust import HttpUser, constant, task
+
+from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE, encode_npy
 
 COLLECTION = os.environ.get("GLINT_COLLECTION", "docs")
 API_KEY = os.environ.get("GLINT_API_KEY", "")
@@ -31,7 +32,6 @@ BATCH = int(os.environ.get("GLINT_BATCH", "32"))
 if MODE not in ("single", "batch"):
     raise ValueError(f"GLINT_MODE must be 'single' or 'batch', got {MODE!r}")
 
-NPY, NPZ = "application/x-npy", "application/x-npz"  # as in glint.client.models
 BASE = f"/v1/collections/{quote(COLLECTION, safe='')}"
 
 
@@ -60,12 +60,10 @@ class GlintUser(HttpUser):  # type: ignore[misc, unused-ignore]  # HttpUser: Any
             body = {"vector": self._unit(1)[0].tolist(), "k": K}
             self.client.post(f"{BASE}/search", json=body, name="search")
             return
-        buf = io.BytesIO()
-        np.save(buf, self._unit(BATCH))
         self.client.post(
             f"{BASE}/search/batch",
             params={"k": K},
-            data=buf.getvalue(),
-            headers={"Content-Type": NPY, "Accept": NPZ},
+            data=encode_npy(self._unit(BATCH)),
+            headers={"Content-Type": NPY_MEDIA_TYPE, "Accept": NPZ_MEDIA_TYPE},
             name=f"search/batch x{BATCH} (binary)",
         )

@@ -15,9 +15,9 @@ from anyio import CapacityLimiter
 from fastapi import Depends, Request
 
 from glint.index import Index, SearchParams, SearchResult
-from glint.service.cores import CoreBudget
 
 from .auth import KeyRing, Role
+from .cores import CoreBudget
 from .errors import ServiceError
 from .observability import Metrics
 from .registry import Registry
@@ -65,17 +65,15 @@ class SearchPool:
         self.max_candidates = max_candidates
         self._on_timeout = on_timeout
 
-    def resolve(self, index: Index, k: int, params: Mapping[str, Any]) -> SearchParams:
+    def resolve(self, index: Index[Any], k: int, params: Mapping[str, Any]) -> SearchParams:
         """The search ``params`` ask of ``index`` for ``k`` results, with every default, and
-        capped: the index refuses what does not fit it (ConfigError), the cap a given
-        candidate count over it (OverLimitError), and a default one is lowered to it."""
-        resolved = index.resolve_params(k, params)
-        if self.max_candidates is None:
-            return resolved
-        return resolved.capped(self.max_candidates)
+        capped: a given candidate count over the cap is refused (OverLimitError), before
+        anything else the index refuses (ConfigError); a default one is lowered to it."""
+        resolved: SearchParams = index.resolve_params(k, params, cap=self.max_candidates)
+        return resolved
 
     async def search(
-        self, index: Index, queries: Any, k: int, params: Mapping[str, Any], threads: int
+        self, index: Index[Any], queries: Any, k: int, params: Mapping[str, Any], threads: int
     ) -> SearchResult:
         """``index.search`` with up to ``threads`` cores, whatever of them are free, for the
         search :meth:`resolve` makes of ``params``."""

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Collection:
     name: str
-    index: Index
+    index: Index[Any]
     path: Path
     loaded_at: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -64,7 +65,7 @@ def parse_index_arg(arg: str) -> tuple[str, Path]:
     return name, Path(path)
 
 
-def _probe(index: Index) -> None:
+def _probe(index: Index[Any]) -> None:
     """One small search, so that an index that loads but cannot answer never goes live."""
     rng = np.random.default_rng(0)
     if index.multivector:
@@ -73,7 +74,7 @@ def _probe(index: Index) -> None:
         index.search(rng.standard_normal((1, index.dim), dtype=np.float32), 1, threads=1)
 
 
-def _open(path: Path, *, verify: bool) -> Index:
+def _open(path: Path, *, verify: bool) -> Index[Any]:
     """Load (checksums verified), test-search and warm an index; close it if any step fails."""
     index = load_index(path, verify=verify)
     try:

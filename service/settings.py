@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     max_candidates: int = Field(
         default=10_000,
         ge=1,
-        description="Cap on ef_search, rerank, rerank_k and candidates in search parameters; "
-        "defaults over it are lowered to it.",
+        description="Cap on every candidate count of a search (each kind's, e.g. hnsw's "
+        "ef_search); a given one over it is refused, a default one lowered to it.",
     )
     request_timeout_s: float | None = Field(
         default=30.0,

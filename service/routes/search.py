@@ -66,7 +66,7 @@ def _as_matrix(values: Any, field: str) -> np.ndarray:
 
 async def _run_search(
     pool: SearchPool,
-    index: Index,
+    index: Index[Any],
     queries: np.ndarray | TokenSets,
     k: int,
     params: dict[str, Any],

@@ -96,12 +96,14 @@ def test_the_cap_lowers_defaults_and_refuses_given_values(indices) -> None:
 
 
 def test_repeated_requests_resolve_alike(indices) -> None:
-    """Resolutions are kept per request: the same request gives the same object, and one that
-    differs only in a value's type or in k does not get another's resolution."""
+    """Resolutions are kept per request: the same request gives the same object, and one for
+    another k or cap does not get another's resolution."""
     hnsw = indices["hnsw"]
     first = hnsw.resolve_params(5, {"ef_search": 40})
     assert hnsw.resolve_params(5, {"ef_search": 40}) is first
     assert hnsw.resolve_params(6, {"ef_search": 40}).resolved_for == 6
+    assert hnsw.resolve_params(5, {}, cap=30).ef_search == 30
+    assert hnsw.resolve_params(5, {}).ef_search == 64
     with pytest.raises(ConfigError, match="invalid value 'x' for key 'ef_search'"):
         hnsw.resolve_params(5, {"ef_search": "x"})
     assert hnsw.resolve_params(5, {"ef_search": "40"}).ef_search == 40  # a number as text
@@ -110,3 +112,45 @@ def test_repeated_requests_resolve_alike(indices) -> None:
         hnsw.resolve_params(5, {"ef_search": [40]})  # unhashable: not kept, still refused
     with pytest.raises(ConfigError, match="unknown key 3"):
         hnsw.resolve_params(5, {"ef_search": 40, 3: 1})  # keys that do not sort
+
+
+def test_the_cap_comes_first(indices) -> None:
+    """A candidate count given over the cap is refused as such, whatever else is wrong with
+    it (over the kind's own bound, or a number written as text)."""
+    hnsw, muvera = indices["hnsw"], indices["muvera"]
+    for value in (20_000, "20000", "2.6e2", 260.0):
+        with pytest.raises(OverLimitError, match="parameter 'ef_search': must be at most 256"):
+            hnsw.resolve_params(5, {"ef_search": value}, cap=256)
+    with pytest.raises(ConfigError, match=r"invalid value '2\.6e1' for key 'ef_search'") as info:
+        hnsw.resolve_params(5, {"ef_search": "2.6e1"}, cap=256)  # under the cap: the kind says
+    assert not isinstance(info.value, OverLimitError)
+    with pytest.raises(OverLimitError, match="'candidates': must be at most 100"):
+        muvera.resolve_params(5, {"candidates": 70_000}, cap=100)
+    with pytest.raises(ConfigError, match="unknown search parameter 'threads'"):
+        hnsw.resolve_params(5, {"threads": 2})
+
+
+def test_a_capped_muvera_search_resolves_its_inner_index_for_the_depth_it_uses(indices) -> None:
+    muvera = indices["muvera"]  # 300 documents, flat inner index
+    assert muvera.resolve_params(10, {}).inner.resolved_for == 300
+    capped = muvera.resolve_params(10, {}, cap=50)
+    assert capped.candidates == 50 and capped.inner.resolved_for == 50 and capped.cap == 50
+
+
+def test_requests_resolved_elsewhere_are_resolved_again(data, indices) -> None:
+    """An index trusts only what it resolved itself, for the same k: another index's request
+    is resolved again from what its caller gave, under the same cap."""
+    base = data(500, 32, seed=25)
+    residual = build_index(base, "hnsw:m=8,ef_construction=40,storage=lvq4x8", "l2")
+    plain = build_index(base, "hnsw:m=8,ef_construction=40,storage=f32", "l2")
+    made = residual.resolve_params(10, {})
+    assert made.rerank == 64
+    again = plain.resolve_params(10, made)
+    assert again is not made and again.rerank is None
+    found = plain.search(base[:3], 10, params=made)  # no "rerank needs a residual level"
+    np.testing.assert_array_equal(found.ids, plain.search(base[:3], 10).ids)
+    ivfpq = indices["ivfpq"]
+    capped = ivfpq.resolve_params(10, {}, cap=50)
+    assert ivfpq.resolve_params(20, capped).rerank_k == 50  # the cap stays with the request
+    with pytest.raises(ConfigError, match="search parameters must be a mapping, got str"):
+        ivfpq.search(base[:1], 5, params="nprobe=4")  # type: ignore[arg-type]

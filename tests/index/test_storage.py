@@ -103,7 +103,7 @@ def test_future_format_version_is_refused(saved: Path) -> None:
     manifest = _manifest(saved)
     manifest["format_version"] = FORMAT_VERSION + 1
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(FormatError, match="format version 2 is not supported"):
+    with pytest.raises(FormatError, match="format version 3 is not supported"):
         load_index(saved)
 
 

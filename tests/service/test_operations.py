@@ -59,6 +59,17 @@ def test_candidate_counts_are_capped(server: str) -> None:
     assert batch.json()["error"]["field"] == "params.ef_search"
 
 
+def test_the_cap_is_checked_before_the_kinds_own_bounds(server: str) -> None:
+    """Over the cap (256) and over what hnsw takes at all (16384): the cap's answer."""
+    url = f"{server}/v1/collections/docs/search"
+    for value in (20_000, "1e9"):
+        body = {"vector": [0.0] * DIM, "params": {"ef_search": value}}
+        response = httpx.post(url, json=body)
+        assert response.status_code == 422, response.text
+        error = response.json()["error"]
+        assert error["field"] == "params.ef_search" and "at most 256" in error["message"]
+
+
 def test_default_candidates_over_the_cap_are_lowered_to_it(
     tmp_path: Path, multivec, multivec_queries, serve
 ) -> None:
@@ -138,7 +149,7 @@ class Gate:
         self.started = threading.Event()
         self.finished = threading.Event()
 
-    def resolve_params(self, k, params):
+    def resolve_params(self, k, params, *, cap=None):
         return params
 
     def search(self, queries, k, *, params, threads):
@@ -184,8 +195,10 @@ class Quick:
     """A stand-in index whose search returns what it was asked: k, threads and the
     resolved parameters."""
 
-    def resolve_params(self, k, params):
-        return QuickParams.parse(params, what="a stand-in").resolved(k, {"candidates": 10 * k})
+    def resolve_params(self, k, params, *, cap=None):
+        parsed = QuickParams.parse(params, what="a stand-in", cap=cap)
+        resolved = parsed.resolved(k, {"candidates": 10 * k})
+        return resolved if cap is None else resolved.capped(cap)
 
     def search(self, queries, k, *, params, threads):
         return (k, threads, params.ef_search, params.candidates)

@@ -21,7 +21,7 @@ class CountingIndex:
         self.peak = 0
         self.given: list[int] = []
 
-    def resolve_params(self, k: int, params: Any) -> Any:
+    def resolve_params(self, k: int, params: Any, *, cap: int | None = None) -> Any:
         return params
 
     def search(self, queries: Any, k: int, *, params: Any, threads: int) -> int:
