@@ -111,7 +111,8 @@ class AsyncClient(BaseClient):
         return await self._run(self._health_call())
 
     async def ready(self) -> bool:
-        """``GET /readyz``: True when every index is loaded (200), False while not (503)."""
+        """``GET /readyz``: True when the start-up loads are done and collections serve (200, also
+        when ``degraded``: some failed, others serve), False while not (503)."""
         return await self._run(self._ready_call())
 
     async def collections(self) -> list[CollectionInfo]:

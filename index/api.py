@@ -12,10 +12,10 @@ import numpy as np
 
 from .base import Index, IndexMeta
 from .config import IndexConfig
-from .errors import FormatError, InputError
+from .errors import ConfigError, FormatError, InputError
 from .metrics import check_metric
 from .payloads import MemoryPayloads, PayloadStore
-from .registry import config_from_dict, get_kind, kind_names, parse_spec
+from .registry import Kind, config_from_dict, get_kind, kind_names, parse_spec
 from .storage import IndexReader, glint_version
 from .validate import check_ids, check_threads
 
@@ -76,16 +76,42 @@ def _ids_and_payloads(
 
 
 def load_index(path: str | os.PathLike[str], *, verify: bool = True) -> Index[Any]:
-    """Open an index directory (arrays memory-mapped); ``verify`` checks every file's sha256."""
+    """Open an index directory (arrays memory-mapped); ``verify`` checks every file's sha256.
+
+    A damaged, edited or incomplete directory is refused with a one-line
+    :class:`~glint.index.errors.FormatError` (see :mod:`glint.index.storage` for the rule)."""
     reader = IndexReader(path, verify=verify)
+    kind, config = _kind_and_config(reader)
+    metric = check_metric(reader.manifest["metric"])  # the reader checked it is one
+    needed = kind.index.files_needed(reader, config, metric)
+    reader.require(needed, f"this {kind.name} index ({config.spec()})")
+    return kind.index._load(reader, IndexMeta.from_reader(reader, config, metric))
+
+
+def _kind_and_config(reader: IndexReader) -> tuple[Kind, IndexConfig]:
+    """The manifest's kind and config, checked against the registry: the kind known, the
+    config valid for it, the spec and ``multivector`` agreeing with them."""
     manifest = reader.manifest
+
+    def damaged(problem: str) -> FormatError:
+        return FormatError(f"{reader.manifest_path}: damaged manifest, {problem}")
+
     name = manifest["kind"]
-    if not isinstance(name, str) or name not in kind_names():
-        raise FormatError(f"{reader.root}: unknown index kind {name!r} in the manifest")
+    if name not in kind_names():
+        raise damaged(f"kind {name!r} is not an index kind ({', '.join(kind_names())})")
     kind = get_kind(name)
     try:
-        config = config_from_dict(kind.name, manifest["config"])
-        metric = check_metric(manifest["metric"])
-    except ValueError as exc:
-        raise FormatError(f"{reader.root}: damaged manifest ({exc})") from None
-    return kind.index._load(reader, IndexMeta.from_reader(reader, config, metric))
+        config = config_from_dict(name, manifest["config"])
+    except ConfigError as exc:
+        raise damaged(f"config: {exc}") from None
+    try:
+        spec = parse_spec(manifest["spec"])
+    except ConfigError as exc:
+        raise damaged(f"spec {manifest['spec']!r}: {exc}") from None
+    # versions 1 and 2 may spell a spec as an older glint did: the kind must still agree
+    if spec.kind != name or (reader.format_version >= 3 and spec != config):
+        raise damaged(f"spec {manifest['spec']!r} does not match the config ({config.spec()})")
+    multivector = manifest.get("multivector", kind.index.multivector)
+    if multivector != kind.index.multivector:
+        raise damaged(f"multivector is {str(multivector).lower()} for a {name} index")
+    return kind, config

@@ -26,7 +26,7 @@ from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
 from .multivec import TokenSets
 from .payloads import PAYLOAD_FILE, MemoryPayloads, PayloadStore, SqlitePayloads, write_payloads
 from .storage import IndexReader, IndexWriter
-from .validate import check_k, check_threads, check_vectors
+from .validate import check_k, check_result_size, check_threads, check_vectors
 
 __all__ = ["Index", "IndexMeta", "SearchResult", "check_k"]
 
@@ -83,20 +83,27 @@ class IndexMeta:
     @classmethod
     def from_reader(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> IndexMeta:
         """The shared part of a verified index directory: dim, count, ids and payloads."""
-        manifest = reader.manifest
-        dim, count = manifest["dim"], manifest["count"]
-        if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 1:
-            raise FormatError(f"{reader.root}: damaged manifest, bad dim/count {dim!r}/{count!r}")
+        count = reader.count
         ids = None
-        if reader.has(IDS_FILE):
+        if has_ids(reader):
             ids = reader.load_array(IDS_FILE)
             if ids.shape != (count,) or ids.dtype != np.int64:
                 raise FormatError(
-                    f"{reader.root}: damaged index, ids.npy does not hold {count} ids"
+                    f"{reader.root}: damaged index, {IDS_FILE} does not hold {count} int64 ids"
                 )
-        payloads = SqlitePayloads(reader.path(PAYLOAD_FILE)) if reader.has(PAYLOAD_FILE) else None
-        build = manifest.get("build") or {}
-        return cls(config, metric, dim, count, ids, payloads, build, reader)
+        payloads = SqlitePayloads(reader.path(PAYLOAD_FILE)) if has_payloads(reader) else None
+        build = reader.manifest.get("build", {})  # a mapping: the reader checked it
+        return cls(config, metric, reader.dim, count, ids, payloads, build, reader)
+
+
+def has_ids(reader: IndexReader) -> bool:
+    """Whether the index in ``reader`` maps rows to user ids (else ids are row numbers)."""
+    return reader.flag("has_ids", IDS_FILE)
+
+
+def has_payloads(reader: IndexReader) -> bool:
+    """Whether the index in ``reader`` keeps payloads."""
+    return reader.flag("has_payloads", PAYLOAD_FILE)
 
 
 class Index(ABC, Generic[P]):
@@ -156,6 +163,24 @@ class Index(ABC, Generic[P]):
     def _load(cls, reader: IndexReader, meta: IndexMeta) -> Index[Any]:
         """Rebuild the index from a verified directory."""
 
+    @classmethod
+    @abstractmethod
+    def _files(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        """The names of the kind's own files (as ``reader`` sees them) in a directory of an
+        index with ``config`` and ``metric``: what its ``_save_arrays`` writes."""
+
+    @classmethod
+    def files_needed(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        """Every file a directory of this kind holds for ``config`` and ``metric``: the
+        kind's own, and the ids and payloads the manifest says the index has. A manifest
+        lists exactly these (:meth:`IndexReader.require`)."""
+        names = cls._files(reader, config, metric)
+        if has_ids(reader):
+            names.add(IDS_FILE)
+        if has_payloads(reader):
+            names.add(PAYLOAD_FILE)
+        return names
+
     @abstractmethod
     def _arrays(self) -> Sequence[np.ndarray]:
         """The arrays the index searches, for memory accounting."""
@@ -167,7 +192,7 @@ class Index(ABC, Generic[P]):
         if isinstance(data, TokenSets):
             raise ConfigError(f"{cls.kind} indexes single vectors; token sets need the muvera kind")
         x = check_vectors(np.asarray(data), what="vectors")
-        return (normalize_rows(x) if metric == "cos" else x), x.shape[0], x.shape[1]
+        return (normalize_rows(x, what="vectors") if metric == "cos" else x), x.shape[0], x.shape[1]
 
     # -- searching --------------------------------------------------------------------------
     def resolve_params(
@@ -237,6 +262,7 @@ class Index(ABC, Generic[P]):
             params = keywords
         resolved = self.resolve_params(k, params)
         q = self.prepare_queries(queries)
+        check_result_size(len(q), int(k), count=self.count)  # the [nq, k] answer must fit
         self._check(resolved)
         rows, internal = self._search(q, int(k), resolved, check_threads(threads))
         return SearchResult(self._external_ids(rows), to_user_scores(self.metric, internal))
@@ -247,7 +273,7 @@ class Index(ABC, Generic[P]):
         if q.ndim == 1:
             q = q.reshape(1, -1)
         q = check_vectors(q, what="queries", dim=self.dim)
-        return normalize_rows(q) if self.metric == "cos" else q
+        return normalize_rows(q, what="queries") if self.metric == "cos" else q
 
     def _external_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:
@@ -332,6 +358,8 @@ class Index(ABC, Generic[P]):
                     "count": self.count,
                     "multivector": self.multivector,
                     "build": self.build_info,
+                    "has_ids": self._ids is not None,
+                    "has_payloads": self._payloads is not None,
                 }
             )
 

@@ -20,9 +20,11 @@ from tqdm import tqdm
 from .api import build_index, load_index
 from .errors import ConfigError, InputError
 from .multivec import read_token_sets
-from .readers import read_ids, read_payloads, read_vectors
+from .payloads import read_payload_lines
+from .readers import read_ids, read_vectors
 from .registry import get_kind, parse_spec
 from .storage import read_manifest
+from .validate import check_k, check_result_size
 
 __all__ = ["add_index_commands"]
 
@@ -61,7 +63,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         data = read_vectors(args.input)
         items, ids, payloads, count = data.vectors, data.ids, data.payloads, len(data.vectors)
     ids = read_ids(args.ids, count) if args.ids else ids
-    payloads = read_payloads(args.payloads, count) if args.payloads else payloads
+    # every payload line is checked here (UTF-8, standard JSON), before the build starts
+    payloads = read_payload_lines(args.payloads, count) if args.payloads else payloads
     with _progress(count, "indexing") as bar:
         index = build_index(
             items,
@@ -91,6 +94,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    check_k(args.k)  # a k no machine could answer is refused before anything is loaded
     index = load_index(args.index_dir)
     queries: Any
     if index.multivector:
@@ -99,6 +103,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         queries = read_vectors(args.queries, dim=index.dim, what="queries").vectors
         nq = int(queries.shape[0])
+    # The answer is [nq, k], padded with -1 past the index's count (the contract of a search):
+    # refuse one too large to hold rather than die of it half-way.
+    check_result_size(nq, args.k, count=index.count)
     params = _parse_params(args.param)
     index.warm()  # loading or compiling the kernels is part of the load, not of the search
     started = time.perf_counter()

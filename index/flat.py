@@ -17,6 +17,7 @@ import numpy as np
 from .base import Index, IndexMeta
 from .config import IndexConfig, SearchParams
 from .errors import FormatError
+from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
 from .topk import TopK
@@ -200,15 +201,21 @@ class FlatIndex(Index[FlatSearchParams]):
             writer.save_array(SQ_NORMS_FILE, self.sq_norms)
 
     @classmethod
+    def _files(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        norms = {SQ_NORMS_FILE} if metric == "l2" else set()
+        return VectorStore.files(reader, cast(FlatConfig, config).storage) | norms
+
+    @classmethod
     def _load(cls, reader: IndexReader, meta: IndexMeta) -> FlatIndex:
         config = cast(FlatConfig, meta.config)
         store = VectorStore.load(reader, config.storage, meta.dim, meta.count)
         sq_norms = None
         if meta.metric == "l2":
             sq_norms = reader.load_array(SQ_NORMS_FILE)
-            if sq_norms.shape != (meta.count,):
+            if sq_norms.shape != (meta.count,) or sq_norms.dtype != np.float32:
                 raise FormatError(
-                    f"{reader.root}: damaged index, {SQ_NORMS_FILE} has the wrong shape"
+                    f"{reader.root}: damaged index, {SQ_NORMS_FILE} does not hold {meta.count} "
+                    "float32 norms"
                 )
         return cls(meta, store, sq_norms)
 

@@ -71,15 +71,23 @@ class Graph:
     @classmethod
     def load(cls, reader: IndexReader, count: int, m: int) -> Graph:
         layer0, levels, upper_offsets, upper, head = (reader.load_array(f) for f in cls.FILES)
-        problems = []
-        if layer0.shape != (count, 2 * m) or layer0.dtype != np.int32:
-            problems.append("graph_layer0.npy")
-        if levels.shape != (count,) or upper_offsets.shape != (count + 1,):
-            problems.append("graph_levels.npy/graph_upper_offsets.npy")
-        if upper.ndim != 2 or upper.shape[1] != m or head.shape != (2,):
-            problems.append("graph_upper.npy/graph_entry.npy")
+        # the kernels take these dtypes as they are: a graph of others is not this format's
+        wanted = {
+            "graph_layer0.npy": (layer0, (count, 2 * m), np.int32),
+            "graph_levels.npy": (levels, (count,), np.int8),
+            "graph_upper_offsets.npy": (upper_offsets, (count + 1,), np.int64),
+            "graph_upper.npy": (upper, (*upper.shape[:1], m), np.int32),  # rows: any number
+            "graph_entry.npy": (head, (2,), np.int64),
+        }
+        problems = [
+            name
+            for name, (array, shape, dtype) in wanted.items()
+            if array.shape != shape or array.dtype != dtype
+        ]
         if problems:
-            raise FormatError(f"{reader.root}: damaged index, bad shape in {', '.join(problems)}")
+            raise FormatError(
+                f"{reader.root}: damaged index, bad shape or dtype in {', '.join(problems)}"
+            )
         entry, max_level = int(head[0]), int(head[1])
         if not 0 <= entry < count:
             raise FormatError(f"{reader.root}: damaged index, entry point {entry} out of range")
@@ -264,6 +272,10 @@ class HNSWIndex(Index[HNSWSearchParams]):
     def _save_arrays(self, writer: IndexWriter) -> None:
         self.graph.save(writer)
         self.store.save(writer)
+
+    @classmethod
+    def _files(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        return set(Graph.FILES) | VectorStore.files(reader, cast(HNSWConfig, config).storage)
 
     @classmethod
     def _load(cls, reader: IndexReader, meta: IndexMeta) -> HNSWIndex:

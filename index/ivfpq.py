@@ -24,6 +24,7 @@ registers). glint owns the rest:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
@@ -34,6 +35,7 @@ from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
 from .ivfpq_train import SEED, auto_m, auto_nlist, factory_string, resolve, train_faiss
 from .kernels.rescore import rescore
+from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
 from .threads import faiss_threads, run_spans
@@ -227,6 +229,11 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
             self.store.save(writer)
 
     @classmethod
+    def _files(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        rerank = cast(IVFPQConfig, config).rerank
+        return {FAISS_FILE} | (set() if rerank == "none" else VectorStore.files(reader, rerank))
+
+    @classmethod
     def _load(cls, reader: IndexReader, meta: IndexMeta) -> IVFPQIndex:
         import faiss
 
@@ -247,10 +254,30 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
                 f"{path}: damaged index, faiss holds {index.ntotal} x {index.d} in {ivf.nlist} "
                 f"lists, the manifest says {meta.count} x {meta.dim} in {config.nlist}"
             )
+        _check_layout(path, index, config, meta.metric)
         store = None
         if config.rerank != "none":
             store = VectorStore.load(reader, config.rerank, meta.dim, meta.count)
         return cls(meta, index, store, reader.files[FAISS_FILE]["bytes"])
+
+
+def _check_layout(path: Path, index: Any, config: IVFPQConfig, metric: Metric) -> None:
+    """The codes, rotation and metric of a loaded faiss index are those of ``config`` and
+    ``metric`` (a manifest edited to say otherwise would mis-size or mis-score searches)."""
+    import faiss
+
+    pq = getattr(faiss.downcast_index(faiss.extract_index_ivf(index)), "pq", None)
+    opq = isinstance(index, faiss.IndexPreTransform)
+    want = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+    found = (pq.M, pq.nbits, opq, index.metric_type == want) if pq is not None else None
+    if found != (config.m, config.nbits, config.opq, True):
+        codes = "no PQ codes" if pq is None else f"m={pq.M}, nbits={pq.nbits}, opq={opq}"
+        kind = {faiss.METRIC_L2: "l2", faiss.METRIC_INNER_PRODUCT: "inner product"}
+        scored = kind.get(index.metric_type, f"metric type {index.metric_type}")
+        raise FormatError(
+            f"{path}: damaged index, faiss holds {codes} scored by {scored}; the manifest "
+            f"says m={config.m}, nbits={config.nbits}, opq={config.opq}, metric {metric}"
+        )
 
 
 register(IVFPQIndex)

@@ -69,9 +69,9 @@ class TokenSets:
         first, last = int(self.offsets[start]), int(self.offsets[stop])
         return TokenSets(self.tokens[first:last], self.offsets[start : stop + 1] - first)
 
-    def normalized(self) -> TokenSets:
+    def normalized(self, *, what: str = "tokens") -> TokenSets:
         """Every token scaled to unit length (for the ``cos`` metric)."""
-        return TokenSets(normalize_rows(self.tokens), self.offsets)
+        return TokenSets(normalize_rows(self.tokens, what=what), self.offsets)
 
     @classmethod
     def from_list(cls, sets: Sequence[Any], *, what: str = "token sets") -> TokenSets:
@@ -203,7 +203,7 @@ def pool_tokens(sets: TokenSets, factor: int, *, threads: int = 1) -> TokenSets:
     run_spans(sets.count, threads, run)
     norms = np.linalg.norm(sets.tokens, axis=1)
     if np.abs(norms - 1.0).max(initial=0.0) < 1e-3:
-        out = normalize_rows(out)
+        out = normalize_rows(out, zeros="keep")  # a pooled mean may cancel out
     return TokenSets(out, out_off)
 
 

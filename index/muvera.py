@@ -201,7 +201,7 @@ class MuveraIndex(Index[MuveraSearchParams]):
         """Token sets (see :func:`~glint.index.multivec.as_token_sets`), normalised for
         ``cos``."""
         sets = as_token_sets(data, what="documents")
-        sets = sets.normalized() if metric == "cos" else sets
+        sets = sets.normalized(what="tokens of the documents") if metric == "cos" else sets
         return sets, sets.count, sets.dim
 
     @classmethod
@@ -271,7 +271,7 @@ class MuveraIndex(Index[MuveraSearchParams]):
     def prepare_queries(self, queries: Any) -> TokenSets:
         """Query token sets (one [t, dim] matrix, a list of them, or tokens with offsets)."""
         sets = as_token_sets(queries, what="query tokens", dim=self.dim)
-        return sets.normalized() if self.metric == "cos" else sets
+        return sets.normalized(what="tokens of the queries") if self.metric == "cos" else sets
 
     def encode_queries(self, queries: Any, *, threads: int = 1) -> np.ndarray:
         """Query FDEs, float32 [nq, fde_dim]."""
@@ -336,8 +336,31 @@ class MuveraIndex(Index[MuveraSearchParams]):
         self.inner._save_arrays(writer.sub(INNER_PREFIX))
 
     @classmethod
+    def _files(cls, reader: IndexReader, config: IndexConfig, metric: Metric) -> set[str]:
+        c = cast(MuveraConfig, config)
+        fde = ["hyperplanes"]  # and the optional matrices of FDEEncoder.arrays
+        if c.dim_proj:
+            fde.append("projection")
+        if c.final_dim:
+            fde += ["sketch_buckets", "sketch_signs"]
+        tokens = VectorStore.files(reader.sub(TOKENS_PREFIX), c.tokens)
+        inner_kind = get_kind(c.inner.kind).index
+        inner = inner_kind._files(reader.sub(INNER_PREFIX), c.inner, "ip")
+        return {
+            *(_FDE_FILES[name] for name in fde),
+            OFFSETS_FILE,
+            *(TOKENS_PREFIX + name for name in tokens),
+            *(INNER_PREFIX + name for name in inner),
+        }
+
+    @classmethod
     def _load(cls, reader: IndexReader, meta: IndexMeta) -> MuveraIndex:
         config = cast(MuveraConfig, meta.config)
+        if meta.metric == "l2":
+            raise FormatError(
+                f'{reader.manifest_path}: damaged manifest, metric is "l2", but muvera scores '
+                "by inner products (ip or cos)"
+            )
         params = fde_params(config, meta.dim)
         arrays = {
             name: np.asarray(reader.load_array(file))
@@ -349,18 +372,24 @@ class MuveraIndex(Index[MuveraSearchParams]):
         except FormatError as exc:
             raise FormatError(f"{reader.root}: damaged index, {exc}") from None
         offsets = np.asarray(reader.load_array(OFFSETS_FILE))
-        if offsets.shape != (meta.count + 1,) or offsets[0] != 0 or (np.diff(offsets) <= 0).any():
+        if (
+            offsets.shape != (meta.count + 1,)
+            or offsets.dtype != np.int64
+            or offsets[0] != 0
+            or (np.diff(offsets) <= 0).any()
+        ):
             raise FormatError(f"{reader.root}: damaged index, {OFFSETS_FILE} is not valid")
         tokens = VectorStore.load(
             reader.sub(TOKENS_PREFIX), config.tokens, meta.dim, int(offsets[-1])
         )
         inner_reader = reader.sub(INNER_PREFIX)
+        inner_build = meta.build.get("inner")
         inner_meta = IndexMeta(
             config.inner,
             "ip",
             params.out_dim,
             meta.count,
-            build=dict(meta.build.get("inner", {})),
+            build=dict(inner_build) if isinstance(inner_build, Mapping) else {},
             reader=inner_reader,
         )
         inner = get_kind(config.inner.kind).index._load(inner_reader, inner_meta)

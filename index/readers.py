@@ -19,7 +19,6 @@ numbered from 0; lines of text files from 1.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -31,6 +30,7 @@ import numpy as np
 
 from .errors import FormatError, InputError, NotFoundError, one_line, prefixed_errors
 from .parquet import read_parquet
+from .payloads import read_payload_lines
 from .validate import check_ids, check_vectors
 
 __all__ = [
@@ -50,7 +50,6 @@ _TEXMEX_DTYPES: dict[str, np.dtype] = {
     ".ivecs": np.dtype("<i4"),
 }
 _ID_SUFFIXES = (".npy", ".txt", ".csv")
-_PAYLOAD_SUFFIXES = (".jsonl", ".ndjson")
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,31 +146,10 @@ def read_ids(path: str | os.PathLike[str], n: int) -> np.ndarray:
 
 
 def read_payloads(path: str | os.PathLike[str], n: int) -> list[dict[str, Any] | None]:
-    """Read ``n`` payloads from JSON Lines: line ``i + 1`` is row ``i``'s object, or ``null``.
-
-    A trailing newline is fine; a blank line is an error (write ``null`` instead).
-
-    Returns:
-        A list of ``n`` dicts or ``None``s.
-    """
-    src = _existing_file(path)
-    suffix = Path(src).suffix.lower()
-    if suffix not in _PAYLOAD_SUFFIXES:
-        raise InputError(
-            f"{src}: unsupported suffix {suffix or '(none)'!r} for payloads; supported: "
-            f"{', '.join(_PAYLOAD_SUFFIXES)}"
-        )
-    payloads: list[dict[str, Any] | None] = []
-    lineno = 0
-    try:
-        with open(src, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                payloads.append(_parse_payload_line(src, lineno, line))
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{src}: line {lineno + 1} is not valid UTF-8: {one_line(exc)}") from None
-    if len(payloads) != n:
-        raise InputError(f"{src}: expected {n} payload lines (one per row), got {len(payloads)}")
-    logger.debug("read %d payloads from %s", n, src)
+    """Read ``n`` payloads from JSON Lines: line ``i + 1`` is row ``i``'s object, or ``null``
+    (:func:`glint.index.payloads.read_payload_lines`, which names the true line of an error)."""
+    payloads = read_payload_lines(path, n)
+    logger.debug("read %d payloads from %s", n, path)
     return payloads
 
 
@@ -230,20 +208,6 @@ def _parse_int_lines(src: str) -> np.ndarray:
         if not -(2**63) <= value < 2**63:
             raise InputError(f"{src}: line {i + 1} (row {i}): id {value} does not fit in int64")
     raise FormatError(f"{src}: could not parse the ids as int64")
-
-
-def _parse_payload_line(src: str, lineno: int, line: str) -> dict[str, Any] | None:
-    """One JSON Lines payload: an object or ``null``."""
-    where = f"{src}: line {lineno} (row {lineno - 1})"
-    if not line.strip():
-        raise InputError(f"{where} is blank; write null for a row without a payload")
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{where} is not valid JSON: {exc.msg} at column {exc.colno}") from None
-    if value is not None and not isinstance(value, dict):
-        raise InputError(f"{where} is a JSON {type(value).__name__}, expected an object or null")
-    return value
 
 
 # --------------------------------------------------------------------------------------------

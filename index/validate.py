@@ -7,13 +7,23 @@ what is wrong and where. File formats live in :mod:`glint.index.readers`, which 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 
 import numpy as np
 
 from .errors import ConfigError, DimensionError, InputError, one_line
 
-__all__ = ["check_ids", "check_k", "check_threads", "check_vectors"]
+__all__ = [
+    "RESULT_ENTRY_BYTES",
+    "check_ids",
+    "check_k",
+    "check_result_size",
+    "check_threads",
+    "check_vectors",
+    "memory_limit",
+]
 
 # Finiteness is checked (and dtype conversion done) this many elements at a time, so a huge
 # memory-mapped input never needs a full-size temporary besides the float32 result itself.
@@ -21,11 +31,79 @@ _CHUNK_ELEMENTS = 1 << 22
 _MAX_CHUNK_ROWS = 65536
 
 
+#: Bytes of one result entry: an int64 id and a float32 score.
+RESULT_ENTRY_BYTES = 12
+
+
 def check_k(k: object) -> int:
-    """``k`` must be a positive integer."""
+    """``k`` must be a positive integer whose results for one query can be held.
+
+    A search answers ``[nq, k]`` arrays, padded with -1 (and -inf / +inf scores) past the
+    hits it has: a ``k`` over the index's count is allowed and only adds padding. What is
+    refused is a ``k`` whose results could never be held, even for a single query:
+    :func:`check_result_size` with ``nq = 1``. (Clamping the allocation to the index's count
+    would not help: the padded answer the contract promises is itself ``[nq, k]``.)
+    """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer, got {k!r}")
+    check_result_size(1, int(k))
     return int(k)
+
+
+def check_result_size(nq: int, k: int, *, count: int | None = None) -> None:
+    """Refuse a search of ``nq`` queries for ``k`` results each whose ``[nq, k]`` answer
+    (:data:`RESULT_ENTRY_BYTES` per entry) is larger than this machine's memory
+    (:func:`memory_limit`): it could not be answered, and trying would only end in a
+    ``MemoryError`` or the kernel's OOM killer. ``count`` (the index's size), when given,
+    lets the message say that a ``k`` over it only adds padding.
+
+    Raises:
+        ConfigError: naming ``k``, the size the answer would take and the limit.
+    """
+    limit = memory_limit()
+    need = nq * k * RESULT_ENTRY_BYTES
+    if limit is None or need <= limit:
+        return
+    queries = "1 query" if nq == 1 else f"{nq} queries"
+    hint = (
+        f"; the index holds {count} vectors, so a k over {count} only adds -1 padding"
+        if count is not None and k > count
+        else ""
+    )
+    raise ConfigError(
+        f"k={k} is too large: the results of {queries} would take {_size(need)} "
+        f"({RESULT_ENTRY_BYTES} bytes per hit), more than this machine's memory "
+        f"({_size(limit)}){hint}"
+    )
+
+
+@functools.cache
+def memory_limit() -> int | None:
+    """Bytes of memory this process can have at most: the machine's physical memory, or its
+    cgroup's limit (a container's) when lower; None where neither can be read."""
+    found: list[int] = []
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not a POSIX system
+        found.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as handle:
+                text = handle.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (cgroup v2) means no limit
+            found.append(int(text))
+    positive = [value for value in found if value > 0]
+    return min(positive) if positive else None
+
+
+def _size(n: int) -> str:
+    """``n`` bytes in binary units, three significant digits (``3.64 TiB``)."""
+    value, unit = float(n), "bytes"
+    for larger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{n} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
 
 
 def check_threads(threads: int | None) -> int:

@@ -143,6 +143,17 @@ class VectorStore:
                 writer.save_array(name, value)
 
     @classmethod
+    def files(cls, reader: IndexReader, storage: Storage) -> set[str]:
+        """The files of a ``storage`` store, as ``reader`` sees them."""
+        attrs = {"f32": ["fdata"], "f16": ["hdata"]}.get(storage)
+        if attrs is None:
+            attrs = ["codes", "mean"] + (["residual"] if parse_lvq_storage(storage)[1] else [])
+        legacy = cls._FILES["fdata"]
+        if storage == "f16" and reader.format_version == 1 and reader.has(legacy):
+            return {legacy}  # flat indices of glint 0.1 kept f16 vectors in vectors.npy
+        return {cls._FILES[attr] for attr in attrs}
+
+    @classmethod
     def load(cls, reader: IndexReader, storage: Storage, dim: int, count: int) -> VectorStore:
         arrays = {
             attr: reader.load_array(name) for attr, name in cls._FILES.items() if reader.has(name)

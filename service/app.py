@@ -17,10 +17,11 @@ from .auth import KeyRing
 from .cores import CoreBudget
 from .deps import SearchPool, Service
 from .errors import install_error_handlers
-from .limits import BodyLimitMiddleware
+from .limits import AdmissionMiddleware, BodyLimitMiddleware
 from .observability import Metrics, ObservabilityMiddleware
 from .registry import Registry, parse_index_arg
 from .routes import admin, collections, health, search
+from .routes.docs import install_docs
 from .settings import Settings
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -50,14 +51,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry.expect([name for name, _ in targets])
 
         def load_all() -> None:
-            # The server answers /healthz at once; /readyz says 503 until every index is in
-            # (see routes/health.py: readiness is worked out on each call).
+            # The server answers /healthz at once; /readyz says 503 until the start-up loads
+            # are over (see routes/health.py: readiness is worked out on each call).
             loaded = [registry.load_at_start(name, path) for name, path in targets]
             names = ", ".join(registry.names()) or "none"
             if all(loaded):
                 log.info("ready: %d collection(s): %s", len(registry.names()), names)
             else:
-                log.error("not ready: %d index(es) failed to load", loaded.count(False))
+                # the others serve: /readyz says "degraded" (or 503 if none loaded)
+                log.error(
+                    "%d index(es) failed to load; serving %d collection(s): %s",
+                    loaded.count(False),
+                    len(registry.names()),
+                    names,
+                )
 
         loader = threading.Thread(target=load_all, name="glint-load", daemon=True)
         loader.start()
@@ -73,6 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=glint_version(),
         summary="Compressed-index vector similarity search",
         lifespan=lifespan,
+        # the docs routes are glint's own (routes/docs.py): behind the read key by default
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.keys = keys
@@ -80,6 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics()
     app.state.stopping = False
     install_error_handlers(app)
+    # inside the body limit (a body over it is answered 413, not 503), outside the routes
+    app.add_middleware(
+        AdmissionMiddleware, capacity=settings.max_inflight_bytes, metrics=app.state.metrics
+    )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # added last, so outermost: it times and logs every answer, the body limit's 413s included
     app.add_middleware(
@@ -87,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (health, collections, search, admin):
         app.include_router(module.router)
+    install_docs(app, settings)
     # the hot single-query route, matched before FastAPI's own (which documents it)
     app.router.routes.insert(0, search.fast_search_route())
     return app

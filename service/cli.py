@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from glint.index.cli import add_index_commands
-from glint.index.errors import GlintError
+from glint.index.errors import GlintError, one_line
 from glint.index.threads import limit_blas_threads
 from glint.loadtest.cli import add_loadtest_command
 
@@ -39,21 +39,55 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _check_dirs(targets: list[tuple[str, Path]]) -> None:
+    """Start only when at least one directory can be served. A bad directory among good ones
+    does not stop the server: its start-up load fails on its own, the other collections
+    serve and ``/readyz`` names it (``degraded``). The check is the cheap one (the manifest
+    and the files' sizes); checksums are verified as each index loads."""
+    from glint.index.storage import IndexReader
+
+    problems = []
+    for name, path in targets:
+        try:
+            IndexReader(path, verify=False)
+            return
+        except (GlintError, OSError) as exc:
+            problems.append((name, one_line(exc)))
+    if len(problems) == 1:
+        raise ValueError(problems[0][1])
+    listed = "; ".join(f"{name}: {reason}" for name, reason in problems)
+    raise ValueError(f"none of the {len(problems)} index directories can be served: {listed}")
+
+
+def _sweep(targets: list[tuple[str, Path]]) -> None:
+    """Clear what dead builds left beside each directory (putting back an index a dead
+    replacement had moved aside) before anything is loaded."""
+    from glint.index.storage import sweep_stale_temps
+
+    for _, path in targets:
+        parent, name = path.absolute().parent, path.absolute().name
+        try:
+            sweep_stale_temps(parent, name)
+        except (GlintError, OSError) as exc:  # not ours to clean (read-only, say): serve on
+            log.warning("could not clear leftovers of %s: %s", path, one_line(exc))
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     # Imported here so that `glint build/search/info` do not pay for the web stack.
     import uvicorn
     from pydantic import ValidationError
-
-    from glint.index.storage import IndexReader
 
     from .auth import KeyRing
     from .observability import configure_logging
     from .registry import parse_index_arg
     from .settings import Settings
 
-    for arg in args.index_dirs:
-        _, path = parse_index_arg(arg)
-        IndexReader(path, verify=False)  # fail fast, with one line, before the server starts
+    targets = [parse_index_arg(arg) for arg in args.index_dirs]
+    seen: set[str] = set()
+    for name, _ in targets:
+        if name in seen:
+            raise ValueError(f"collection name {name!r} is given twice; use NAME=DIR to rename one")
+        seen.add(name)
     overrides: dict[str, Any] = {"index_dirs": list(args.index_dirs)}
     for key in ("host", "port", "workers", "log_format"):
         if getattr(args, key) is not None:
@@ -67,7 +101,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise ValueError(f"{where}: {first['msg']}") from None
     keys = KeyRing.from_sources(settings.api_keys_file, settings.api_keys)
+    # Logging first, so that every record from here on (faiss's loader included) is JSON.
     log_config = configure_logging(settings.log_level, settings.log_format)
+    _sweep(targets)
+    _check_dirs(targets)  # one line and exit 1 only when no directory can be served
     host = settings.host
     if not keys.enabled and not _is_loopback(host):
         log.warning("no API keys configured: binding to 127.0.0.1 instead of %s", host)
@@ -132,9 +169,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         sys.stderr.write(f"glint: error: {message}\n")
         return 1
+    except MemoryError as exc:  # numpy's says how much it could not allocate, on one line
+        sys.stderr.write(f"glint: error: out of memory ({one_line(exc)})\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("glint: interrupted\n")
         return 130
+    except Exception as exc:  # a bug, not the user's error: still one line, unless asked
+        if args.verbose:
+            log.exception("glint %s failed", args.command)
+        sys.stderr.write(
+            f"glint: error: unexpected {type(exc).__name__}: {one_line(exc)} "
+            "(run with --verbose for the traceback)\n"
+        )
+        return 1
 
 
 if __name__ == "__main__":

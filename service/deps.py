@@ -13,12 +13,14 @@ import anyio
 import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import Depends, Request
+from starlette.types import Scope
 
 from glint.index import Index, SearchParams, SearchResult
 
 from .auth import KeyRing, Role
 from .cores import CoreBudget
 from .errors import ServiceError
+from .limits import Charge, charge_of
 from .observability import Metrics
 from .registry import Registry
 from .settings import Settings
@@ -31,9 +33,25 @@ __all__ = [
     "SearchPool",
     "Service",
     "ServiceDep",
+    "Ticket",
 ]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What one request may spend: time until ``deadline`` (on anyio's clock; None: no
+    timeout) for everything it does (reading its body, parsing it, waiting for a worker,
+    searching, encoding the answer), and its admission ``charge``, which the worker threads
+    working for it hold until they end (None: the request is not charged)."""
+
+    deadline: float | None
+    charge: Charge | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left (0 once the deadline has passed), or None without a deadline."""
+        return None if self.deadline is None else max(0.0, self.deadline - anyio.current_time())
 
 
 class SearchPool:
@@ -44,8 +62,10 @@ class SearchPool:
       still counts against the pool.
     - Searches share ``cores``, so concurrent requests never run more search threads than the
       budget holds (see :mod:`glint.service.cores`).
-    - With a ``timeout``, a request that waits for a slot and runs longer than that many
-      seconds in total gets a 503 ``timeout`` answer; its search finishes in the background.
+    - With a ``timeout``, a request gets that many seconds for all it does, from its
+      :meth:`ticket` on: work that waits for a slot and runs past the ticket's deadline is
+      answered 503 ``timeout`` at the deadline, and finishes in the background (holding its
+      slot, and its request's admission charge, until it ends).
     - ``max_candidates`` caps every candidate count of a search, asked for or default
       (:meth:`glint.index.SearchParams.capped`).
     """
@@ -65,6 +85,12 @@ class SearchPool:
         self.max_candidates = max_candidates
         self._on_timeout = on_timeout
 
+    def ticket(self, scope: Scope | None = None) -> Ticket:
+        """A request's ticket, taken as it starts: its deadline is the timeout from now; its
+        charge, that of the request of ``scope`` (see :mod:`glint.service.limits`)."""
+        deadline = None if self.timeout is None else anyio.current_time() + self.timeout
+        return Ticket(deadline, None if scope is None else charge_of(scope))
+
     def resolve(self, index: Index[Any], k: int, params: Mapping[str, Any]) -> SearchParams:
         """The search ``params`` ask of ``index`` for ``k`` results, with every default, and
         capped: a given candidate count over the cap is refused (OverLimitError), before
@@ -73,10 +99,16 @@ class SearchPool:
         return resolved
 
     async def search(
-        self, index: Index[Any], queries: Any, k: int, params: Mapping[str, Any], threads: int
+        self,
+        index: Index[Any],
+        queries: Any,
+        k: int,
+        params: Mapping[str, Any],
+        threads: int,
+        ticket: Ticket | None = None,
     ) -> SearchResult:
         """``index.search`` with up to ``threads`` cores, whatever of them are free, for the
-        search :meth:`resolve` makes of ``params``."""
+        search :meth:`resolve` makes of ``params``, within ``ticket`` (a new one without)."""
         resolved = self.resolve(index, k, params)
 
         def work(still_wanted: Callable[[], bool]) -> SearchResult | None:
@@ -85,23 +117,29 @@ class SearchPool:
                     return None
                 return index.search(queries, k, params=resolved, threads=got)
 
-        return await self._run(work)
+        return await self._run(work, ticket, "the search")
 
-    async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self._run(lambda _: fn(*args))
+    async def call(self, fn: Callable[..., T], *args: Any, ticket: Ticket | None = None) -> T:
+        """``fn(*args)`` on a pool thread, within ``ticket`` (a new one without)."""
+        return await self._run(lambda _: fn(*args), ticket, "the request")
 
-    async def _run(self, fn: Callable[[Callable[[], bool]], T | None]) -> T:
+    async def _run(
+        self, fn: Callable[[Callable[[], bool]], T | None], ticket: Ticket | None, what: str
+    ) -> T:
         """Run ``fn(still_wanted)`` on a pool thread; ``still_wanted()`` turns False once the
         request has stopped waiting for it (``fn`` may then return None: no one reads it)."""
         loop = asyncio.get_running_loop()
-        deadline = None if self.timeout is None else anyio.current_time() + self.timeout
+        ticket = ticket or self.ticket()
         token = object()
         acquired = False
-        with anyio.move_on_after(self.timeout):
+        with anyio.move_on_after(ticket.remaining()):
             await self.limiter.acquire_on_behalf_of(token)
             acquired = True
         if not acquired:
-            self._timed_out("no search worker became free")
+            self.timed_out("no search worker became free")
+        charge = ticket.charge
+        if charge is not None:
+            charge.retain()  # given back with the slot
         # Who gives the slot back: this task once the thread has ended (the common case, no
         # extra hop), or the thread itself when this task stopped waiting for it.
         lock = threading.Lock()
@@ -119,25 +157,29 @@ class SearchPool:
                     state["finished"] = True
                     release_here = state["abandoned"]
                 if release_here:  # without waiting: the loop may be stopping
+                    if charge is not None:
+                        charge.release()
                     # RuntimeError: the event loop is closed (shutdown), nothing to release
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(self.limiter.release_on_behalf_of, token)
 
-        remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
         try:
-            with anyio.move_on_after(remaining):
+            with anyio.move_on_after(ticket.remaining()):
                 result = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
                 # None only from work that was abandoned, whose result no one awaits
                 return cast(T, result)
-            self._timed_out("the search did not finish")
+            self.timed_out(f"{what} did not finish")
         finally:
             with lock:
                 release_now = state["finished"] or not state["started"]
                 state["abandoned"] = True
             if release_now:
                 self.limiter.release_on_behalf_of(token)
+                if charge is not None:
+                    charge.release()
 
-    def _timed_out(self, what: str) -> NoReturn:
+    def timed_out(self, what: str) -> NoReturn:
+        """Count a timeout and answer it: 503 ``timeout``, saying ``what`` did not happen."""
         if self._on_timeout is not None:
             self._on_timeout()
         raise ServiceError(

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from glint.client.models import ErrorBody, ErrorResponse
 from glint.index.errors import (
@@ -29,6 +31,8 @@ __all__ = ["ServiceError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED_REQUEST = 499
+"""The status recorded for a request whose client went away before it was read."""
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "1"}}
 
 
@@ -115,6 +119,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = code_for_status(exc.status_code)
         return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _: ClientDisconnect) -> Response:
+        # The client hung up before its body was in: no error of the server's. 499 (nginx's
+        # "client closed request") is what the metrics and access log record; no one reads it.
+        log.info(
+            "body not read to its end (client gone, or cut off at a limit): %s %s",
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -30,6 +30,7 @@ __all__ = [
     "ObservabilityMiddleware",
     "configure_logging",
     "current_request_id",
+    "json_formatter",
 ]
 
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -78,7 +79,19 @@ class Metrics:
             registry=r,
         )
         self.timeouts = Counter(
-            "glint_search_timeouts", "Searches answered 503 after the request timeout", registry=r
+            "glint_search_timeouts",
+            "Requests answered 503 at the request timeout (body, parse, queue or search)",
+            registry=r,
+        )
+        self.admission_rejections = Counter(
+            "glint_admission_rejections",
+            "Requests answered 503 unread: their body would pass GLINT_MAX_INFLIGHT_BYTES",
+            registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "glint_inflight_body_bytes",
+            "Memory charged to the request bodies in flight (the admission budget in use)",
+            registry=r,
         )
         self.admin = Counter(
             "glint_admin_operations",
@@ -215,12 +228,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+def json_formatter() -> JsonFormatter:
+    """The formatter of ``glint serve``'s JSON logs. Building it also sends Python warnings
+    (numba's, numpy's) through logging, so that they become JSON lines too rather than
+    multi-line text: uvicorn builds it in every worker process from the same dict config."""
+    logging.captureWarnings(True)
+    return JsonFormatter()
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> dict[str, Any]:
-    """Logging for ``glint serve``: glint's and uvicorn's records through one handler on
-    stderr, as JSON lines or text. Returns the dict config (also given to uvicorn, whose own
-    access log is off: glint writes one record per request with its id)."""
+    """Logging for ``glint serve``: every record, glint's, uvicorn's and any library's (the
+    root logger's: faiss's loader logs at import), through one handler on stderr, as JSON lines
+    (one per record: newlines in a message are escaped) or text. Returns the dict config (also
+    given to uvicorn, whose own access log is off: glint writes one record per request with
+    its id)."""
     formatter: dict[str, Any] = (
-        {"()": f"{__name__}.JsonFormatter"}
+        {"()": f"{__name__}.json_formatter"}
         if fmt == "json"
         else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
@@ -240,7 +263,12 @@ def configure_logging(level: str = "info", fmt: str = "json") -> dict[str, Any]:
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.error": {"level": level.upper()},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # which CPU builds faiss tried and could not load: noise at INFO, kept for DEBUG
+            "faiss.loader": {"level": "WARNING" if level.upper() == "INFO" else level.upper()},
         },
+        # the other libraries' records; this replaces any handler set up before (the text
+        # one of `glint`'s basicConfig), so no record reaches stderr in another format
+        "root": {"handlers": ["stderr"], "level": level.upper()},
     }
     logging.config.dictConfig(config)
     return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -15,7 +17,8 @@ import numpy as np
 
 from glint.client.models import CollectionInfo
 from glint.index import Index, load_index
-from glint.index.errors import GlintError, NotFoundError
+from glint.index.errors import GlintError, one_line
+from glint.index.storage import FORMAT_NAME, MANIFEST
 
 from .errors import ServiceError
 
@@ -33,9 +36,15 @@ class Collection:
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
 
-    def info(self) -> CollectionInfo:
+    def info(self, *, detailed: bool = True) -> CollectionInfo:
+        """What the collection is. Without ``detailed`` (callers below admin, when keys are
+        on), server paths are cut to their last part: the directory's and the build input's
+        names, not where they live."""
         manifest = self.index.manifest or {}
         stats = self.index.stats()
+        build = dict(stats["build"])
+        if not detailed and isinstance(build.get("source"), str):
+            build["source"] = Path(build["source"]).name
         return CollectionInfo(
             name=self.name,
             kind=stats["kind"],
@@ -47,11 +56,11 @@ class Collection:
             memory_bytes=stats["memory_bytes"],
             disk_bytes=stats["disk_bytes"],
             has_payloads=stats["has_payloads"],
-            path=str(self.path),
+            path=str(self.path) if detailed else self.path.name,
             format_version=int(manifest.get("format_version", 0)),
             glint_version=str(manifest.get("glint_version", "")),
             created=str(manifest.get("created", "")),
-            build=stats["build"],
+            build=build,
         )
 
 
@@ -86,15 +95,69 @@ def _open(path: Path, *, verify: bool) -> Index[Any]:
     return index
 
 
+_NO_INDEX = (
+    "no glint index can be loaded from this path (it is missing, unreadable, or holds no "
+    "glint manifest)"
+)
+
+
+_MANIFEST_READ_LIMIT = 16 * 1024 * 1024  # a manifest is kilobytes; this reads no huge file
+
+
+def _holds_manifest(path: Path) -> bool:
+    """Whether ``path`` holds a readable glint manifest (of any version, damaged or not)."""
+    manifest = Path(path) / MANIFEST
+    try:
+        if not manifest.is_file():  # (a FIFO there would block the read below)
+            return False
+        with open(manifest, "rb") as handle:
+            text = handle.read(_MANIFEST_READ_LIMIT + 1)
+        if len(text) > _MANIFEST_READ_LIMIT:
+            return False
+        doc = json.loads(text)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
+
+
+def _as_given(reason: str, path: Path) -> str:
+    """``reason`` with the index directory named as it was given, not as an absolute path."""
+    given = str(path)
+    spellings = {str(Path(path).absolute())}
+    with contextlib.suppress(OSError, RuntimeError):  # a symlink loop
+        spellings.add(str(Path(path).resolve()))
+    for absolute in sorted(spellings - {given}, key=len, reverse=True):
+        reason = reason.replace(absolute, given)
+    return reason if reason.startswith(given) else f"{given}: {reason}"
+
+
+def _expected(exc: BaseException) -> bool:
+    """A load failure that says what is wrong with the directory (not a bug of glint's)."""
+    return isinstance(exc, (GlintError, ValueError, OSError))
+
+
 def _load_failure(exc: BaseException, path: Path, keeps: str) -> ServiceError:
-    """The answer for a load or swap that failed; ``keeps`` says what goes on serving."""
+    """The answer for a load or swap of ``path`` that failed; ``keeps`` says what goes on
+    serving. Always 422 ``invalid_index``, and about the path only as it was given:
+
+    - no glint manifest to read there (the path is missing, is no directory, is unreadable,
+      or holds something else): one message for all of these, so that the answer reveals
+      nothing about files that are not glint indices (it is no oracle for what exists);
+    - a glint index that cannot be used (damaged, truncated, of an unsupported version): the
+      reason, its file names relative to the path given;
+    - anything else (a bug): no detail; the server log has it.
+    """
     if isinstance(exc, ServiceError):
         return exc
-    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, (NotFoundError, FileNotFoundError)):
-        return ServiceError("not_found", f"{reason}; {keeps}", "path")
-    if not isinstance(exc, (GlintError, ValueError, OSError)):
-        log.exception("loading %s failed", path)
+    if not _holds_manifest(path):
+        reason = f"{path}: {_NO_INDEX}"
+    elif _expected(exc):
+        reason = _as_given(one_line(exc), path)
+    else:
+        reason = (
+            f"{path}: the index could not be loaded (unexpected {type(exc).__name__}; the "
+            "server log has the details)"
+        )
     return ServiceError("invalid_index", f"{reason}; {keeps}", "path", status=422)
 
 
@@ -105,7 +168,8 @@ class Registry:
     disturbs a search already running on the old index (the old one is released when the last
     of them ends). Loads, swaps and unloads of one name are serialised: a second one while the
     first runs is refused with 409. ``pending`` names (start-up loads not yet done) and
-    ``failed`` ones answer 503 rather than 404.
+    ``failed`` ones answer 503 rather than 404. A failed start-up load takes down nothing but
+    its own collection: the others serve.
     """
 
     def __init__(self, *, verify: bool = True) -> None:
@@ -129,13 +193,15 @@ class Registry:
             return sorted(set(self._busy) | self._pending)
 
     def failed(self) -> dict[str, str]:
+        """Collections whose start-up load failed, with the reason (paths as given at start;
+        for those allowed to see it: see ``routes/health.py``)."""
         with self._lock:
             return dict(self._failed)
 
-    def settled(self) -> bool:
-        """No start-up load is pending and none has failed (or it was loaded since)."""
+    def starting(self) -> bool:
+        """Whether start-up loads are still running."""
         with self._lock:
-            return not self._pending and not self._failed
+            return bool(self._pending)
 
     def get(self, name: str) -> Collection:
         collection = self._collections.get(name)
@@ -148,9 +214,12 @@ class Registry:
             return collection
         if pending:
             raise ServiceError("unavailable", f"collection {name!r} is still loading", "name")
-        if failure is not None:
+        if failure is not None:  # the reason is for admins (/readyz) and the log, not here
             raise ServiceError(
-                "unavailable", f"collection {name!r} failed to load: {failure}", "name"
+                "unavailable",
+                f"collection {name!r} failed to load at start-up; /readyz (with an admin key) "
+                "or the server log says why",
+                "name",
             )
         known = ", ".join(self.names()) or "none"
         raise ServiceError(
@@ -181,14 +250,14 @@ class Registry:
             self._pending.update(names)
 
     def load_at_start(self, name: str, path: Path) -> bool:
-        """A start-up load: on failure the reason is kept (``/readyz`` shows it) and logged."""
+        """A start-up load: on failure the reason is kept (``/readyz`` shows it to admins)
+        and logged in full (by :meth:`_load_index`), and the other collections serve on."""
         try:
             self.load(name, path, startup=True)
             return True
         except ServiceError as exc:
             with self._lock:
                 self._failed[name] = exc.message
-            log.error("collection %s: cannot load %s: %s", name, path, exc.message)
             return False
         finally:
             with self._lock:
@@ -201,10 +270,8 @@ class Registry:
         with self._claim(name, f"loading {path}", startup=startup):
             if new and name in self._collections:
                 raise ServiceError("conflict", f"collection {name!r} exists; use reload", "name")
-            try:
-                index = _open(path, verify=self.verify)
-            except BaseException as exc:
-                raise _load_failure(exc, path, f"collection {name!r} was not loaded") from exc
+            keeps = f"collection {name!r} was not loaded"
+            index = self._load_index(name, path, keeps, startup=startup)
             collection = Collection(name=name, index=index, path=Path(path).absolute())
             with self._lock:
                 self._collections[name] = collection
@@ -218,11 +285,9 @@ class Registry:
         old index goes on serving and the error says why."""
         with self._claim(name, f"swapping to {path}"):
             old = self.get(name)
-            keeps = f"collection {name!r} still serves {old.path}"
-            try:
-                index = _open(path, verify=self.verify)
-            except BaseException as exc:
-                raise _load_failure(exc, path, keeps) from exc
+            # not its path: an answer names no path but the one its caller sent
+            keeps = f"collection {name!r} still serves its current index"
+            index = self._load_index(name, path, keeps)
             mismatch = None
             if index.dim != old.index.dim:
                 mismatch = f"index has dimension {index.dim}, the collection serves {old.index.dim}"
@@ -241,6 +306,22 @@ class Registry:
                 self._collections[name] = collection
         log.info("collection %s: swapped %s -> %s", name, old.path, path)
         return collection
+
+    def _load_index(
+        self, name: str, path: Path, keeps: str, *, startup: bool = False
+    ) -> Index[Any]:
+        """:func:`_open` ``path`` for collection ``name``; a failure is logged with every
+        detail (absolute path, full reason) and raised as :func:`_load_failure`'s answer."""
+        try:
+            return _open(path, verify=self.verify)
+        except BaseException as exc:
+            where = Path(path).absolute()
+            if _expected(exc):
+                level = logging.ERROR if startup else logging.WARNING
+                log.log(level, "collection %s: cannot load %s: %s", name, where, one_line(exc))
+            else:
+                log.exception("collection %s: loading %s failed", name, where)
+            raise _load_failure(exc, path, keeps) from exc
 
     def unload(self, name: str) -> None:
         with self._claim(name, "unloading"):

@@ -34,6 +34,19 @@ class Settings(BaseSettings):
     max_k: int = Field(default=1000, ge=1)
     max_batch: int = Field(default=10_000, ge=1)
     max_body_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    max_decoded_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Bytes the arrays of one binary body may decode to (all members of an "
+        ".npz together), checked against the declared shapes before anything is allocated.",
+    )
+    max_inflight_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Admission budget: the memory the bodies of the requests in flight may "
+        "cost once parsed (service/limits.py says how a body is charged); a request that would "
+        "pass it is answered 503 with Retry-After.",
+    )
     max_candidates: int = Field(
         default=10_000,
         ge=1,
@@ -50,5 +63,10 @@ class Settings(BaseSettings):
         default=1, ge=1, description="uvicorn worker processes (they share memory-mapped indices)."
     )
     verify_checksums: bool = True
+    docs: Literal["read", "open", "off"] = Field(
+        default="read",
+        description="The API docs routes (/openapi.json, /docs, /redoc): behind the read key "
+        "(open when no keys are configured), open to anyone, or not served.",
+    )
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"

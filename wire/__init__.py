@@ -8,7 +8,15 @@ imported, so the client can use it without the server's dependencies.
 
 from __future__ import annotations
 
-from .codecs import NPY_MAGIC, DecodeError, decode_npy, decode_npz, encode_npy, encode_npz
+from .codecs import (
+    NPY_MAGIC,
+    DecodedTooLarge,
+    DecodeError,
+    decode_npy,
+    decode_npz,
+    encode_npy,
+    encode_npz,
+)
 from .errors import ERROR_CODES, FALLBACK_CODE, ErrorCode, code_for_status, status_for
 from .media import (
     JSON_MEDIA_TYPE,
@@ -30,6 +38,7 @@ __all__ = [
     "NPZ_MEDIA_TYPE",
     "TOOK_MS_HEADER",
     "DecodeError",
+    "DecodedTooLarge",
     "ErrorCode",
     "check_offsets",
     "check_token_matrix",

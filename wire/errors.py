@@ -69,8 +69,15 @@ _TABLE = (
     ErrorCode("unsupported_media_type", 415, "a body of an unknown media type", generic=True),
     ErrorCode("invalid_request", 422, "a field breaks the request's schema or a server limit"),
     ErrorCode("internal", 500, "an unexpected failure of the server"),
-    ErrorCode("timeout", 503, "the search did not finish within the request timeout"),
-    ErrorCode("unavailable", 503, "still loading, failed to load, or shutting down", generic=True),
+    ErrorCode(
+        "timeout", 503, "reading, parsing and searching did not finish within the request timeout"
+    ),
+    ErrorCode(
+        "unavailable",
+        503,
+        "still loading, failed to load, shutting down, or over the memory budget for bodies",
+        generic=True,
+    ),
 )
 
 ERROR_CODES: Mapping[str, ErrorCode] = MappingProxyType({entry.code: entry for entry in _TABLE})

@@ -1,4 +1,12 @@
-"""Admin routes: load a new collection, swap a collection to a new directory, unload."""
+"""Admin routes: load a new collection, swap a collection to a new directory, unload.
+
+A ``path`` that cannot be loaded is answered 422 ``invalid_index``, naming the path as it was
+sent (never as an absolute path, which would show the server's working directory). Whether it
+does not exist, is no directory, cannot be read or holds something else is not told apart:
+the answer is the same, so that these routes tell nothing about files that are not glint
+indices. Only for a directory holding a glint manifest does it say what is wrong (a
+checksum, a truncated file, a version); the server log has every detail.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +32,9 @@ T = TypeVar("T")
 
 class LoadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: str = Field(min_length=1, description="Index directory on the server's filesystem.")
+    path: str = Field(
+        min_length=1, max_length=4096, description="Index directory on the server's filesystem."
+    )
 
 
 async def _admin(service: Service, action: str, change: Callable[[Registry], T]) -> T:

@@ -11,12 +11,14 @@ router = APIRouter(prefix="/v1/collections", tags=["collections"])
 
 
 @router.get("", response_model=CollectionList)
-async def list_collections(registry: RegistryDep, _: ReadKey) -> CollectionList:
-    """Every loaded collection."""
-    return CollectionList(collections=[c.info() for c in registry.all()])
+async def list_collections(registry: RegistryDep, role: ReadKey) -> CollectionList:
+    """Every loaded collection (server paths in full for admin keys only)."""
+    detailed = role in (None, "admin")
+    return CollectionList(collections=[c.info(detailed=detailed) for c in registry.all()])
 
 
 @router.get("/{name}", response_model=CollectionInfo, responses={404: {"model": ErrorResponse}})
-async def get_collection(name: str, registry: RegistryDep, _: ReadKey) -> CollectionInfo:
-    """Kind, spec, metric, dimension, size, memory and build info of one collection."""
-    return registry.get(name).info()
+async def get_collection(name: str, registry: RegistryDep, role: ReadKey) -> CollectionInfo:
+    """Kind, spec, metric, dimension, size, memory and build info of one collection (server
+    paths in full for admin keys only)."""
+    return registry.get(name).info(detailed=role in (None, "admin"))

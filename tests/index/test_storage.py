@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from glint.index import FormatError, InputError, NotFoundError, build_index, load_index
-from glint.index.storage import FORMAT_VERSION, IndexWriter
+from glint.index.storage import CHECKSUM_FIELD, FORMAT_VERSION, IndexWriter, manifest_checksum
 
 
 @pytest.fixture
@@ -18,6 +18,12 @@ def saved(tmp_path: Path, data) -> Path:
 
 def _manifest(path: Path) -> dict:
     return json.loads((path / "manifest.json").read_text())
+
+
+def _write_signed(path: Path, manifest: dict) -> None:
+    """Write an edited manifest with its checksum recomputed, as one who vouches for it."""
+    manifest[CHECKSUM_FIELD] = manifest_checksum(manifest)
+    (path / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_manifest_records_everything(saved: Path) -> None:
@@ -46,6 +52,9 @@ def test_edited_manifest_is_refused(saved: Path) -> None:
     manifest = _manifest(saved)
     manifest["files"]["vectors.npy"]["shape"] = [301, 16]
     (saved / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FormatError, match="does not match its manifest_sha256"):
+        load_index(saved)
+    _write_signed(saved, manifest)  # vouched for, and still not what the file holds
     with pytest.raises(
         FormatError, match=r"vectors.npy: damaged index, array is .* manifest records"
     ):
@@ -61,7 +70,7 @@ def test_garbled_manifest_is_refused(saved: Path) -> None:
 def test_manifest_missing_keys_is_refused(saved: Path) -> None:
     manifest = _manifest(saved)
     del manifest["dim"]
-    (saved / "manifest.json").write_text(json.dumps(manifest))
+    _write_signed(saved, manifest)
     with pytest.raises(FormatError, match="missing dim"):
         load_index(saved)
 
@@ -103,7 +112,7 @@ def test_future_format_version_is_refused(saved: Path) -> None:
     manifest = _manifest(saved)
     manifest["format_version"] = FORMAT_VERSION + 1
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(FormatError, match="format version 3 is not supported"):
+    with pytest.raises(FormatError, match=f"format version {FORMAT_VERSION + 1} is not supported"):
         load_index(saved)
 
 

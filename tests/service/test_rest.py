@@ -105,7 +105,7 @@ def test_metrics_exposition(server) -> None:
         ({"vector": [0.0] * DIM, "params": {"ef_search": 5}}, 400, "invalid_parameter", "params"),
         ({"vector": [0.0] * DIM, "include": ["secrets"]}, 422, "invalid_request", "include.0"),
         ({"vector": [0.0] * DIM, "surprise": 1}, 422, "invalid_request", "surprise"),
-        ({"vector": []}, 400, "invalid_input", None),
+        ({"vector": []}, 400, "invalid_input", "vector"),
     ],
 )
 def test_bad_search_bodies(server, body: dict, status: int, code: str, field: str | None) -> None:
