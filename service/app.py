@@ -93,7 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     # inside the body limit (a body over it is answered 413, not 503), outside the routes
     app.add_middleware(
-        AdmissionMiddleware, capacity=settings.max_inflight_bytes, metrics=app.state.metrics
+        AdmissionMiddleware,
+        capacity=settings.max_inflight_bytes,
+        metrics=app.state.metrics,
+        keys=keys,
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     # added last, so outermost: it times and logs every answer, the body limit's 413s included

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, TypeGuard
 
+from .errors import ServiceError
+
 Role = Literal["read", "admin"]
 ROLES: tuple[Role, ...] = ("read", "admin")
 
@@ -58,6 +60,17 @@ class KeyRing:
     @property
     def enabled(self) -> bool:
         return bool(self._keys)
+
+    def bearer_role(self, authorization: str) -> Role:
+        """The role of the key in an ``Authorization: Bearer KEY`` header value; a missing,
+        malformed or unknown key raises the 401 :class:`ServiceError`."""
+        scheme, _, key = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise ServiceError("unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
+        role = self.role_of(key.strip())
+        if role is None:
+            raise ServiceError("unauthorized", "invalid API key")
+        return role
 
     def role_of(self, key: str) -> Role | None:
         """The role of ``key``, comparing against every key so timing does not leak which."""

@@ -216,13 +216,7 @@ def authorize(request: Request, needed: Role) -> Role | None:
     ring: KeyRing = request.app.state.keys
     if not ring.enabled:
         return None
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ServiceError("unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
-    role = ring.role_of(key.strip())
-    if role is None:
-        raise ServiceError("unauthorized", "invalid API key")
+    role = ring.bearer_role(request.headers.get("authorization", ""))
     if needed == "admin" and role != "admin":
         raise ServiceError("forbidden", "this route needs an admin key")
     return role

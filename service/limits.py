@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE, media_type
 
+from .auth import KeyRing
 from .errors import ServiceError, error_response
 from .observability import Metrics
 
@@ -117,6 +118,7 @@ is not charged otherwise (a small JSON body): the routes encode it on the event 
 # it), and a refused 28 MB body would cost as much network and event-loop time as a served one.
 _UNREAD = {"Connection": "close"}
 _RETRY_UNREAD = {"Retry-After": "1", **_UNREAD}
+_UNAUTHORIZED_UNREAD = {"WWW-Authenticate": "Bearer", **_UNREAD}
 _MAX_MEMBERS = 1024  # an .npz body with more zip entries is refused by the decoder
 _TRIM_AFTER = 64 * 1024 * 1024  # bytes released since the last trim that make one worth it
 
@@ -293,7 +295,7 @@ def _overloaded(budget: AdmissionBudget) -> ServiceError:
 
 def _refuse(error: ServiceError) -> Response:
     """The answer to a request refused before its body was read (or all of it)."""
-    headers = _RETRY_UNREAD if error.status == 503 else _UNREAD
+    headers = {503: _RETRY_UNREAD, 401: _UNAUTHORIZED_UNREAD}.get(error.status, _UNREAD)
     return error_response(error.status, error.code, error.message, error.field, headers)
 
 
@@ -335,6 +337,14 @@ async def _run_counted(
             raise
     if error is not None and not responded:
         await _refuse(error)(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    """The first value of header ``name`` (lower case), or ''."""
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
 
 
 def _body_headers(scope: Scope) -> tuple[int | None, str]:
@@ -388,8 +398,15 @@ class AdmissionMiddleware:
     """Pure ASGI middleware: the admission budget of ``capacity`` bytes (see the module's
     documentation). With ``metrics``, rejections are counted and the bytes in use exposed."""
 
-    def __init__(self, app: ASGIApp, capacity: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        capacity: int,
+        metrics: Metrics | None = None,
+        keys: KeyRing | None = None,
+    ) -> None:
         self.app = app
+        self.keys = keys
         self.budget = AdmissionBudget(capacity, on_idle=trim_heap_soon)
         self._rejected: Callable[[], None] = lambda: None
         if metrics is not None:
@@ -401,6 +418,14 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         declared, media = _body_headers(scope)
+        if declared != 0 and self.keys is not None and self.keys.enabled:
+            # Bodies are read, parsed and charged for callers with a key only: anyone else is
+            # answered 401 here, before they can take any of the budget.
+            try:
+                self.keys.bearer_role(_header(scope, b"authorization"))
+            except ServiceError as exc:
+                await _refuse(exc)(scope, receive, send)
+                return
         binary = media in (NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE)
         admission = _Admission(self.budget)
         scope[_ADMISSION] = admission

@@ -117,12 +117,14 @@ class RawRequest:
     """A request written by hand on a socket: headers with a Content-Length, then as much of
     the body as the test chooses, when it chooses."""
 
-    def __init__(self, url: str, path: str, length: int, media: str = "application/json"):
+    def __init__(
+        self, url: str, path: str, length: int, media: str = "application/json", extra: str = ""
+    ):
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
         head = (
             f"POST {path} HTTP/1.1\r\nHost: {parts.hostname}\r\nContent-Type: {media}\r\n"
-            f"Content-Length: {length}\r\n\r\n"
+            f"{extra}Content-Length: {length}\r\n\r\n"
         )
         self.sock.sendall(head.encode())
         self.sent_at = time.monotonic()
@@ -476,3 +478,24 @@ def test_a_transfer_encoding_is_counted_whatever_content_length_says() -> None:
         assert _through_admission(headers, chunks) == JSON_FACTOR * 300_000, headers
     # a Content-Length alone is trusted (the server reads no more than it says)
     assert _through_admission([(b"content-length", b"10"), json_type], [b"1" * 10]) == 0
+
+
+def test_bodies_of_callers_without_a_key_are_refused_before_any_charge(
+    collections, serve, raw
+) -> None:
+    """With keys on, a request announcing a body without a valid key is answered 401 at once,
+    unread and uncharged: no one without a key can take the budget from those with one."""
+    key = "read-key-0123456789"
+    server = serve(index_dirs=collections, max_inflight_bytes=BUDGET, api_keys=f"read {key}")
+    path = "/v1/collections/docs/search/batch"
+    for extra in ("", "Authorization: Bearer wrong-key-000\r\n"):
+        refused = raw(server, path, HELD, extra=extra)
+        assert refused.status() == 401
+        assert _metric(server, "glint_inflight_body_bytes") == 0
+    held = raw(server, path, HELD, extra=f"Authorization: Bearer {key}\r\n")
+    poll(
+        lambda: _metric(server, "glint_inflight_body_bytes") == JSON_FACTOR * HELD,
+        what="the charge of the caller with a key",
+    )
+    held.close()
+    poll(lambda: _metric(server, "glint_inflight_body_bytes") == 0, what="the charge back")
