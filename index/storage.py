@@ -67,6 +67,7 @@ __all__ = [
     "IndexWriter",
     "glint_version",
     "manifest_checksum",
+    "manifest_document",
     "read_manifest",
     "sweep_stale_temps",
 ]
@@ -250,18 +251,15 @@ class IndexWriter:
         return self.out
 
 
-def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read ``DIR/manifest.json`` and check it (its checksum and every field; the files
-    themselves are :class:`IndexReader`'s)."""
-    root = Path(path)
-    if not os.path.lexists(root):
-        restore_interrupted(root.absolute())  # if a replacement died halfway, the old index
+def manifest_document(root: Path) -> dict[str, Any]:
+    """The JSON object of ``root/manifest.json`` if it is a glint manifest (of any version,
+    unchecked otherwise): NotFoundError for no directory, FormatError for anything else."""
     if not root.exists():
         raise NotFoundError(f"{root}: no such index directory")
     if not root.is_dir():
         raise FormatError(f"{root}: not a directory (an index is a directory with {MANIFEST})")
     manifest_path = root / MANIFEST
-    if not manifest_path.is_file():
+    if not manifest_path.is_file():  # (a FIFO there would block the read below)
         raise FormatError(f"{root}: not a glint index (no {MANIFEST})")
     if manifest_path.stat().st_size > _MAX_MANIFEST_BYTES:
         raise FormatError(f"{manifest_path}: damaged manifest (over {_MAX_MANIFEST_BYTES} bytes)")
@@ -271,6 +269,17 @@ def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise FormatError(f"{manifest_path}: damaged manifest ({one_line(exc)})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME:
         raise FormatError(f"{manifest_path}: not a glint index manifest")
+    return doc
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read ``DIR/manifest.json`` and check it (its checksum and every field; the files
+    themselves are :class:`IndexReader`'s)."""
+    root = Path(path)
+    if not os.path.lexists(root):
+        restore_interrupted(root.absolute())  # if a replacement died halfway, the old index
+    doc = manifest_document(root)
+    manifest_path = root / MANIFEST
     version = doc.get("format_version")
     if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise FormatError(

@@ -29,16 +29,14 @@ otherwise charged (:data:`SMALL_ANSWER_HITS`) are not counted.
 from __future__ import annotations
 
 import ctypes
-import io
 import threading
-import zipfile
 from collections.abc import Callable, Iterable
 
 import numpy as np
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE, media_type
+from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE, media_type, npz_declared_bytes
 
 from .auth import KeyRing
 from .errors import ServiceError, error_response
@@ -119,7 +117,6 @@ is not charged otherwise (a small JSON body): the routes encode it on the event 
 _UNREAD = {"Connection": "close"}
 _RETRY_UNREAD = {"Retry-After": "1", **_UNREAD}
 _UNAUTHORIZED_UNREAD = {"WWW-Authenticate": "Bearer", **_UNREAD}
-_MAX_MEMBERS = 1024  # an .npz body with more zip entries is refused by the decoder
 _TRIM_AFTER = 64 * 1024 * 1024  # bytes released since the last trim that make one worth it
 
 
@@ -149,19 +146,10 @@ def array_cost(body: bytes, *arrays: np.ndarray) -> int:
 
 
 def npz_cost(body: bytes, keys: Iterable[str]) -> int:
-    """The memory an ``.npz`` body can cost once the members ``keys`` are decoded, from the
-    uncompressed sizes its zip directory declares (a member is never read past its declared
-    size), before anything is decompressed; 0 if the body is no zip archive (the decoder
-    says what is wrong with it)."""
-    if body.count(b"PK\x01\x02") > _MAX_MEMBERS:  # zipfile makes an object per entry
-        return 0
-    try:
-        with zipfile.ZipFile(io.BytesIO(body)) as archive:
-            names = {f"{key}.npy" for key in keys}
-            declared = sum(i.file_size for i in archive.infolist() if i.filename in names)
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return 0
-    return len(body) + declared
+    """The memory an ``.npz`` body can cost once the members ``keys`` are decoded: the body
+    and the sizes its zip directory declares for them, known before anything is
+    decompressed (:func:`glint.wire.npz_declared_bytes`)."""
+    return len(body) + npz_declared_bytes(body, keys)
 
 
 class AdmissionBudget:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import numpy as np
 from glint.client.models import CollectionInfo
 from glint.index import Index, load_index
 from glint.index.errors import GlintError, one_line
-from glint.index.storage import FORMAT_NAME, MANIFEST
+from glint.index.storage import manifest_document
 
 from .errors import ServiceError
 
@@ -101,23 +100,13 @@ _NO_INDEX = (
 )
 
 
-_MANIFEST_READ_LIMIT = 16 * 1024 * 1024  # a manifest is kilobytes; this reads no huge file
-
-
 def _holds_manifest(path: Path) -> bool:
     """Whether ``path`` holds a readable glint manifest (of any version, damaged or not)."""
-    manifest = Path(path) / MANIFEST
     try:
-        if not manifest.is_file():  # (a FIFO there would block the read below)
-            return False
-        with open(manifest, "rb") as handle:
-            text = handle.read(_MANIFEST_READ_LIMIT + 1)
-        if len(text) > _MANIFEST_READ_LIMIT:
-            return False
-        doc = json.loads(text)
-    except (OSError, ValueError, RecursionError):
+        manifest_document(Path(path))
+    except (GlintError, OSError):
         return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
+    return True
 
 
 def _as_given(reason: str, path: Path) -> str:

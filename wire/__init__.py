@@ -16,6 +16,7 @@ from .codecs import (
     decode_npz,
     encode_npy,
     encode_npz,
+    npz_declared_bytes,
 )
 from .errors import ERROR_CODES, FALLBACK_CODE, ErrorCode, code_for_status, status_for
 from .media import (
@@ -49,5 +50,6 @@ __all__ = [
     "encode_npy",
     "encode_npz",
     "media_type",
+    "npz_declared_bytes",
     "status_for",
 ]

@@ -38,6 +38,7 @@ __all__ = [
     "decode_npz",
     "encode_npy",
     "encode_npz",
+    "npz_declared_bytes",
 ]
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -234,6 +235,21 @@ def _shaped(flat: np.ndarray, header: _Header) -> np.ndarray:
 
 
 # -- .npz archives ----------------------------------------------------------------------------
+
+
+def npz_declared_bytes(body: bytes, keys: Iterable[str]) -> int:
+    """The uncompressed bytes an ``.npz`` archive's zip directory declares for the members
+    ``keys`` (what :func:`decode_npz` may inflate at most: it never reads a member past its
+    declared size), read without decompressing anything; 0 for a body :func:`decode_npz`
+    would refuse as no archive."""
+    if body.count(_CENTRAL_DIRECTORY_ENTRY) > _MAX_MEMBERS:
+        return 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            names = {f"{key}.npy" for key in keys}
+            return sum(i.file_size for i in archive.infolist() if i.filename in names)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, struct.error):
+        return 0
 
 
 def _decode_npz(body: bytes, keys: Iterable[str], max_bytes: int | None) -> dict[str, np.ndarray]:
