@@ -31,7 +31,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import subprocess
 import sys
 import threading
@@ -51,7 +50,13 @@ from glint.index import build_index
 from glint.service.limits import json_cost
 from glint.service.stepwise import STEP_BYTES
 
-from testkit import GLINT, clustered, free_port, poll, token_sets, wait_ready
+from testkit import (
+    clustered,
+    poll,
+    spawn_serve,
+    stop_process,
+    token_sets,
+)
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)
@@ -124,25 +129,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     build_index(clustered(3000, DIM, seed=1), "flat", "cos").save(root / "docs")
     docs = token_sets(300, TOKEN_DIM, seed=2, mean_tokens=6)
     build_index(docs, MV_SPEC, "ip").save(root / "mv")
-    port = free_port()
-    env = {
-        **os.environ,
-        "GLINT_MAX_INFLIGHT_BYTES": str(BUDGET),
-        "GLINT_REQUEST_TIMEOUT_S": str(TIMEOUT),
-        "GLINT_LOG_LEVEL": "warning",
-    }
     log_path = root / "serve.log"
-    with open(log_path, "w") as stderr:
-        proc = subprocess.Popen(
-            [GLINT, "serve", f"docs={root / 'docs'}", f"mv={root / 'mv'}", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
+    proc, url = spawn_serve(
+        [f"docs={root / 'docs'}", f"mv={root / 'mv'}"],
+        log_path,
+        max_inflight_bytes=BUDGET,
+        request_timeout_s=TIMEOUT,
+        log_level="warning",
+    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, log=log_path)
         running = Server(proc, url)
         # warm-up: a search of each kind (a batch of 1,000 for docs: its kernels, threads and
         # allocator arenas are those of the big batches), so the baseline holds what they keep
@@ -162,11 +157,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         text = log_path.read_text()
         assert "Traceback" not in text and "unhandled" not in text, text[-4000:]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 @dataclass

@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from glint.index import build_index
 from glint.wire import ERROR_CODES, NPY_MAGIC, encode_npy
 
-from testkit import GLINT, clustered, free_port, token_sets, wait_ready
+from testkit import clustered, spawn_serve, stop_process, token_sets
 
 DIM = 16
 MIB = 1 << 20
@@ -122,28 +122,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("hostile")
     build_index(clustered(200, DIM, seed=3), "flat", "l2").save(root / "docs")
     build_index(token_sets(40, DIM, seed=4, mean_tokens=4), MV_SPEC, "ip").save(root / "mv")
-    port = free_port()
-    env = {
-        **os.environ,
-        "GLINT_MAX_DECODED_BYTES": str(MAX_DECODED),
-        "GLINT_MAX_K": "50",
-        "GLINT_MAX_BATCH": "100",
-        "GLINT_SEARCH_WORKERS": "1",
-        "GLINT_BATCH_THREADS": "1",
-        "GLINT_LOG_LEVEL": "warning",
-    }
     log = root / "serve.log"
-    with open(log, "w") as stderr:
-        proc = subprocess.Popen(
-            [GLINT, "serve", f"docs={root / 'docs'}", f"mv={root / 'mv'}", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-            env=env,
-        )
+    proc, url = spawn_serve(
+        [f"docs={root / 'docs'}", f"mv={root / 'mv'}"],
+        log,
+        max_decoded_bytes=MAX_DECODED,
+        max_k=50,
+        max_batch=100,
+        search_workers=1,
+        batch_threads=1,
+        log_level="warning",
+    )
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, proc, log=log)
         running = Server(proc, url, log)
         # warm-up: one valid search of each kind, so the baseline holds what they keep
         ok = running.post("docs", encode_npy(np.ones((2, DIM), np.float32)), NPY)
@@ -157,11 +147,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert proc.poll() is None, "the server died"
         assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def assert_answer(response: httpx.Response) -> str:

@@ -16,7 +16,7 @@ import pytest
 from glint.index import build_index
 from glint.index import storage as index_storage
 
-from testkit import GLINT, free_port, glint_error, poll, wait_ready
+from testkit import GLINT, free_port, glint_error, poll, stop_process, wait_ready
 
 DIM = 8
 READ = "read-key-0123456789"
@@ -54,11 +54,7 @@ def glint_serve(tmp_path: Path) -> Iterator[list[subprocess.Popen[str]]]:
     procs: list[subprocess.Popen[str]] = []
     yield procs
     for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def _start(procs: list[subprocess.Popen[str]], log: Path, *args: str | Path) -> str:

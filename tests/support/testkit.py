@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -220,6 +221,40 @@ def wait_ready(
             return False
 
     poll(ready, timeout=timeout, interval=0.05, what=f"{url}/readyz answering 200")
+
+
+def spawn_serve(
+    dirs: list[str], log: Path, **settings: object
+) -> tuple[subprocess.Popen[str], str]:
+    """A ``glint serve DIR...`` process on a free loopback port with ``GLINT_*`` settings
+    (``max_k=50`` -> ``GLINT_MAX_K=50``), its stderr in ``log``, once /readyz says 200."""
+    port = free_port()
+    env = {**os.environ, **{f"GLINT_{key.upper()}": str(value) for key, value in settings.items()}}
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            [GLINT, "serve", *dirs, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+            env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log=log)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, url
+
+
+def stop_process(proc: subprocess.Popen[str]) -> None:
+    """Terminate ``proc``, killing it if it has not ended within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class ServerThread:
