@@ -142,6 +142,23 @@ def _plain_name(name: str) -> bool:
     )
 
 
+def _make_parents(folder: Path) -> None:
+    """Create ``folder`` and its missing parents (as ``mkdir -p``), each made durable in its
+    own parent, so that ``--out indexes/docs`` works in a fresh checkout."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a directory")
+    for path in reversed(missing):
+        try:
+            path.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot create the directory: {one_line(exc)}") from None
+        fsync_path(path.parent)
+
+
 class IndexWriter:
     """Writes an index directory atomically.
 
@@ -154,8 +171,7 @@ class IndexWriter:
     def __init__(self, out: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         self.out = Path(out).absolute()
         self.overwrite = overwrite
-        if not self.out.parent.is_dir():
-            raise NotFoundError(f"{self.out.parent}: parent directory does not exist")
+        _make_parents(self.out.parent)
         # also puts back an index that a replacement dying between its two renames moved aside
         sweep_stale_temps(self.out.parent, self.out.name)
         self._check_out()

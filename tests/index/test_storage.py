@@ -141,3 +141,13 @@ def test_existing_output_needs_overwrite(saved: Path, data) -> None:
 def test_resave_of_loaded_index_keeps_payloads(saved: Path, tmp_path: Path) -> None:
     copy = load_index(saved).save(tmp_path / "copy")
     assert load_index(copy).payloads([0, 299]) == {0: {"n": 0}, 299: {"n": 299}}
+
+
+def test_save_creates_missing_parents(tmp_path: Path, data) -> None:
+    index = build_index(data(50, 8), "flat", "l2")
+    out = tmp_path / "indexes" / "team" / "docs"
+    index.save(out)
+    assert load_index(out).count == 50
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="file: not a directory"):
+        index.save(tmp_path / "file" / "docs")
