@@ -6,15 +6,20 @@
 ``.npy``                  a 2-D numeric array, memory-mapped (``allow_pickle=False``)
 ``.fvecs``/``.bvecs``     TEXMEX records: an int32 dimension ``d`` then ``d`` float32 / uint8 /
 ``.ivecs``                int32 values, little-endian
-``.hdf5``/``.h5``         the ann-benchmarks layout: dataset ``train`` (needs ``glint[hdf5]``)
+``.hdf5``/``.h5``         the ann-benchmarks layout: dataset ``train`` (the base vectors) or
+                          ``test`` (the queries), as ``dataset=`` says (needs ``glint[hdf5]``)
 ``.parquet``              column ``vector`` (list of numbers), optional integer column ``id``;
-                          every other column becomes the row's payload (needs ``glint[parquet]``)
+                          every other column becomes the row's payload; ``columns=``
+                          (:class:`ParquetColumns`) chooses others (needs ``glint[parquet]``)
 ========================  ====================================================================
 
 Whatever the format, vectors come back as a float32, C-contiguous ``[n, d]`` array that went
 through :func:`check_vectors`, and ids through :func:`check_ids`. Every error is one line that
 starts with the file path and says where the problem is (row, record, column or line). Rows are
 numbered from 0; lines of text files from 1.
+
+:func:`read_ground_truth` reads the true neighbours of a set of queries (``.ivecs``, ``.npy``,
+or the ``neighbors`` dataset of an ann-benchmarks ``.hdf5`` file).
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from .errors import FormatError, InputError, NotFoundError, one_line, prefixed_errors
-from .parquet import read_parquet
+from .parquet import ParquetColumns, read_parquet
 from .payloads import read_payload_lines
 from .validate import check_ids, check_vectors
 
 __all__ = [
+    "ParquetColumns",
     "VectorData",
+    "read_ground_truth",
     "read_ids",
     "read_ivecs",
     "read_payloads",
@@ -50,6 +57,8 @@ _TEXMEX_DTYPES: dict[str, np.dtype] = {
     ".ivecs": np.dtype("<i4"),
 }
 _ID_SUFFIXES = (".npy", ".txt", ".csv")
+_HDF5_SUFFIXES = (".hdf5", ".h5")
+_TRUTH_SUFFIXES = (".ivecs", ".npy", *_HDF5_SUFFIXES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -74,7 +83,12 @@ class VectorData:
 
 
 def read_vectors(
-    path: str | os.PathLike[str], *, dim: int | None = None, what: str = "vectors"
+    path: str | os.PathLike[str],
+    *,
+    dim: int | None = None,
+    what: str = "vectors",
+    dataset: str = "train",
+    columns: ParquetColumns | None = None,
 ) -> VectorData:
     """Read vectors (and, from parquet, ids and payloads) from ``path``; see the module docs.
 
@@ -82,6 +96,10 @@ def read_vectors(
         path: an existing file; its suffix picks the format.
         dim: the expected dimension, if known (:class:`DimensionError` otherwise).
         what: what the vectors are, for error messages (``"vectors"``, ``"queries"``, ...).
+        dataset: the dataset of an ``.hdf5`` file: ``"train"`` (the ann-benchmarks base
+            vectors) or ``"test"`` (its queries); other formats ignore it.
+        columns: which parquet columns hold the vectors, ids and payloads (default
+            :class:`ParquetColumns`); only for ``.parquet`` files.
 
     Returns:
         A :class:`VectorData`; ``vectors`` is float32 C-contiguous ``[n, d]``.
@@ -99,8 +117,15 @@ def read_vectors(
             f"{src}: unsupported suffix {suffix or '(none)'!r} for {what}; supported: "
             f"{', '.join(_VECTOR_READERS)}"
         )
+    if columns is not None and suffix != ".parquet":
+        raise InputError(f"{src}: vector, id and payload columns can be chosen in .parquet only")
     _require_nonempty(src)
-    raw, ids, payloads = reader(src)
+    if suffix in _HDF5_SUFFIXES:
+        raw, ids, payloads = _read_hdf5(src, dataset)
+    elif suffix == ".parquet":
+        raw, ids, payloads = read_parquet(src, columns)
+    else:
+        raw, ids, payloads = reader(src)
     with prefixed_errors(src):
         vectors = check_vectors(raw, what=what, dim=dim)
     logger.info(
@@ -113,6 +138,37 @@ def read_vectors(
         " with payloads" if payloads is not None else "",
     )
     return VectorData(vectors=vectors, ids=ids, payloads=payloads)
+
+
+def read_ground_truth(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read the true neighbours of a batch of queries as int64 ``[nq, m]``, row ``i`` holding
+    query ``i``'s neighbours best first: ``.ivecs``, ``.npy`` (a 2-D integer array) or the
+    ``neighbors`` dataset of an ann-benchmarks ``.hdf5`` file. Entries are ids as an index
+    returns them (ann-benchmarks files hold row numbers of ``train``); -1 marks none."""
+    src = _existing_file(path)
+    suffix = Path(src).suffix.lower()
+    if suffix not in _TRUTH_SUFFIXES:
+        raise InputError(
+            f"{src}: unsupported suffix {suffix or '(none)'!r} for ground truth; supported: "
+            f"{', '.join(_TRUTH_SUFFIXES)}"
+        )
+    _require_nonempty(src)
+    if suffix == ".ivecs":
+        raw = _read_texmex(src, _TEXMEX_DTYPES[".ivecs"])
+    elif suffix == ".npy":
+        raw = _read_npy(src)[0]
+    else:
+        raw = _hdf5_dataset(src, "neighbors")
+    if raw.ndim != 2 or raw.dtype.kind not in "iu":
+        raise InputError(
+            f"{src}: ground truth must be a 2-D array of integer ids [queries, neighbours], "
+            f"got shape {tuple(raw.shape)} of {raw.dtype}"
+        )
+    if raw.size == 0:
+        raise InputError(f"{src}: ground truth is empty, shape {tuple(raw.shape)}")
+    out = np.ascontiguousarray(raw, dtype=np.int64)
+    logger.debug("read %d x %d ground-truth ids from %s", out.shape[0], out.shape[1], src)
+    return out
 
 
 def read_ids(path: str | os.PathLike[str], n: int) -> np.ndarray:
@@ -262,7 +318,12 @@ def _texmex_reader(suffix: str) -> Callable[[str], _Read]:
     return read
 
 
-def _read_hdf5(src: str) -> _Read:
+def _read_hdf5(src: str, dataset: str = "train") -> _Read:
+    return _hdf5_dataset(src, dataset), None, None
+
+
+def _hdf5_dataset(src: str, name: str) -> np.ndarray:
+    """Dataset ``name`` of an HDF5 file, read whole; a missing one lists those present."""
     try:
         import h5py
     except ImportError:
@@ -272,22 +333,24 @@ def _read_hdf5(src: str) -> _Read:
     except OSError as exc:
         raise FormatError(f"{src}: not a readable HDF5 file: {one_line(exc)}") from None
     with f:
-        node = f.get("train")
+        node = f.get(name)
         if not isinstance(node, h5py.Dataset):
             found: list[str] = []
 
-            def collect(name: str, obj: Any) -> None:
+            def collect(path: str, obj: Any) -> None:
                 if isinstance(obj, h5py.Dataset):
-                    found.append(name)
+                    found.append(path)
 
             f.visititems(collect)
-            problem = "no 'train' dataset" if node is None else "'train' is a group, not a dataset"
+            problem = (
+                f"no {name!r} dataset" if node is None else f"{name!r} is a group, not a dataset"
+            )
             raise InputError(f"{src}: {problem}; datasets present: {', '.join(found) or '(none)'}")
         try:
             data = node[()]
         except (OSError, ValueError, TypeError) as exc:
-            raise FormatError(f"{src}: cannot read dataset 'train': {one_line(exc)}") from None
-    return np.asarray(data), None, None
+            raise FormatError(f"{src}: cannot read dataset {name!r}: {one_line(exc)}") from None
+    return np.asarray(data)
 
 
 _VECTOR_READERS: dict[str, Callable[[str], _Read]] = {

@@ -15,9 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from glint.index import validate
-from glint.index.errors import DimensionError, FormatError, InputError, NotFoundError
+from glint.index.errors import (
+    ConfigError,
+    DimensionError,
+    FormatError,
+    InputError,
+    NotFoundError,
+)
 from glint.index.readers import (
+    ParquetColumns,
     VectorData,
+    read_ground_truth,
     read_ids,
     read_ivecs,
     read_payloads,
@@ -369,6 +377,19 @@ def test_hdf5_round_trip(tmp_path: Path, suffix: str) -> None:
     assert data.ids is None and data.payloads is None
 
 
+def test_hdf5_dataset_test_reads_the_queries(tmp_path: Path) -> None:
+    x, q = _vectors(8, 3), _vectors(2, 3)
+    path = tmp_path / "ann.hdf5"
+    with h5py.File(path, "w") as f:
+        f["train"], f["test"] = x, q
+    np.testing.assert_array_equal(read_vectors(path, dataset="test", what="queries").vectors, q)
+    np.testing.assert_array_equal(read_vectors(path).vectors, x)  # train by default
+    with h5py.File(path, "w") as f:
+        f["train"] = x
+    with pytest.raises(InputError, match=_at(path, "no 'test' dataset; datasets present: train")):
+        read_vectors(path, dataset="test")
+
+
 def test_hdf5_missing_train_lists_datasets(tmp_path: Path) -> None:
     path = tmp_path / "ann.hdf5"
     with h5py.File(path, "w") as f:
@@ -411,6 +432,109 @@ def test_hdf5_without_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 # --------------------------------------------------------------------------------------------
 # parquet
+
+
+def _rag_table(n: int) -> pa.Table:
+    return pa.table(
+        {
+            "embedding": pa.array(
+                np.arange(n * 2, dtype=np.float32).reshape(n, 2).tolist(), pa.list_(pa.float32())
+            ),
+            "doc_id": pa.array(np.arange(n) * 10 + 3, pa.int64()),
+            "text": [f"t{i}" for i in range(n)],
+            "title": [f"h{i}" for i in range(n)],
+        }
+    )
+
+
+def test_parquet_columns_choose_vectors_ids_and_payloads(tmp_path: Path) -> None:
+    path = tmp_path / "rag.parquet"
+    pq.write_table(_rag_table(5), path)
+    columns = ParquetColumns(vector_column="embedding", id_column="doc_id")
+    data = read_vectors(path, columns=columns)
+    np.testing.assert_array_equal(data.vectors, np.arange(10, dtype=np.float32).reshape(5, 2))
+    np.testing.assert_array_equal(data.ids, [3, 13, 23, 33, 43])
+    assert data.payloads is not None and data.payloads[4] == {"text": "t4", "title": "h4"}
+    only_text = ParquetColumns(vector_column="embedding", payload_columns=["text"], id_column="")
+    data = read_vectors(path, columns=only_text)
+    assert data.ids is None and data.payloads == [{"text": f"t{i}"} for i in range(5)]
+    data = read_vectors(path, columns=ParquetColumns(vector_column="embedding", payload_columns=()))
+    assert data.payloads is None
+    assert data.ids is None  # no column named id, none chosen
+
+
+def test_parquet_is_read_in_batches_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rag.parquet"
+    pq.write_table(_rag_table(100), path, row_group_size=30)
+
+    def whole_table(*_: object, **__: object) -> None:
+        raise AssertionError("read the whole table at once")
+
+    monkeypatch.setattr(pq, "read_table", whole_table)
+    monkeypatch.setattr(pq.ParquetFile, "read", whole_table)
+    columns = ParquetColumns(vector_column="embedding", id_column="doc_id", batch_size=7)
+    data = read_vectors(path, columns=columns)
+    assert data.vectors.dtype == np.float32 and data.vectors.flags.c_contiguous
+    np.testing.assert_array_equal(data.vectors, np.arange(200, dtype=np.float32).reshape(100, 2))
+    np.testing.assert_array_equal(data.ids, np.arange(100) * 10 + 3)
+    assert data.payloads == [{"text": f"t{i}", "title": f"h{i}"} for i in range(100)]
+
+
+@pytest.mark.parametrize(
+    ("row", "change", "pattern"),
+    [
+        (61, {"vector": None}, "row 61: column 'vector' is null"),
+        (62, {"vector": [1.0]}, "row 62: 'vector' has 1 values, but row 0 has 2"),
+        (63, {"vector": [1.0, None]}, "row 63, column 1: 'vector' element is null"),
+        (64, {"vector": [0.0, np.inf]}, "row 64, column 1 is inf in 'vector'"),
+        (65, {"vector": [1e300, 0.0]}, r"row 65, column 0: value 1e\+300 in 'vector' overflows"),
+        (66, {"id": None}, "row 66: column 'id' is null"),
+        (67, {"id": 3}, "duplicate id 3 at rows 3 and 67"),
+    ],
+)
+def test_parquet_errors_in_a_later_batch_name_the_file_row(
+    tmp_path: Path, row: int, change: dict, pattern: str
+) -> None:
+    rows = [{"vector": [float(i), 1.0], "id": i} for i in range(80)]
+    rows[row].update(change)
+    path = tmp_path / "docs.parquet"
+    vector_type = pa.list_(pa.float64())
+    pq.write_table(
+        pa.Table.from_pylist(rows, pa.schema([("vector", vector_type), ("id", pa.int64())])),
+        path,
+        row_group_size=16,
+    )
+    with pytest.raises(InputError, match=_at(path, pattern)):
+        read_vectors(path, columns=ParquetColumns(batch_size=5))
+
+
+def test_parquet_columns_errors(tmp_path: Path) -> None:
+    path = tmp_path / "rag.parquet"
+    pq.write_table(_rag_table(3), path)
+    present = "columns present: embedding, doc_id, text, title"
+    for columns in (
+        ParquetColumns(vector_column="vec"),
+        ParquetColumns(vector_column="embedding", id_column="id"),
+        ParquetColumns(vector_column="embedding", payload_columns=["text", "body"]),
+    ):
+        with pytest.raises(InputError, match=_at(path, f"no '.*' column; {present}$")):
+            read_vectors(path, columns=columns)
+    with pytest.raises(
+        InputError, match=_at(path, "column 'text' has type string, expected integers")
+    ):
+        read_vectors(path, columns=ParquetColumns(vector_column="embedding", id_column="text"))
+    with pytest.raises(
+        InputError, match=_at(path, "column 'text' has type string, expected a list")
+    ):
+        read_vectors(path, columns=ParquetColumns(vector_column="text"))
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer, got 0"):
+        ParquetColumns(batch_size=0)
+    npy = tmp_path / "x.npy"
+    np.save(npy, _vectors())
+    with pytest.raises(InputError, match=_at(npy, "columns can be chosen in .parquet only")):
+        read_vectors(npy, columns=ParquetColumns())
 
 
 def test_parquet_round_trip_with_ids_and_payloads(tmp_path: Path) -> None:
@@ -530,6 +654,45 @@ def test_parquet_corrupt_and_without_pyarrow(
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     with pytest.raises(InputError, match=r"needs pyarrow: pip install 'glint\[parquet\]'"):
         read_vectors(path)
+
+
+# --------------------------------------------------------------------------------------------
+# ground truth
+
+
+def test_read_ground_truth_formats(tmp_path: Path) -> None:
+    truth = RNG.integers(0, 1000, (4, 6)).astype(np.int32)
+    np.save(tmp_path / "gt.npy", truth)
+    write_texmex(tmp_path / "gt.ivecs", truth, "<i4")
+    with h5py.File(tmp_path / "ann.hdf5", "w") as f:
+        f["train"], f["neighbors"] = _vectors(), truth
+    for name in ("gt.npy", "gt.ivecs", "ann.hdf5"):
+        out = read_ground_truth(tmp_path / name)
+        assert out.dtype == np.int64 and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, truth)
+
+
+def test_read_ground_truth_rejects(tmp_path: Path) -> None:
+    path = tmp_path / "gt.npy"
+    np.save(path, np.zeros((4, 6), np.float32))
+    with pytest.raises(
+        InputError, match=_at(path, "2-D array of integer ids .* got shape \\(4, 6\\) of float32")
+    ):
+        read_ground_truth(path)
+    np.save(path, np.zeros(4, np.int64))
+    with pytest.raises(InputError, match=_at(path, "got shape \\(4,\\) of int64")):
+        read_ground_truth(path)
+    h5 = tmp_path / "ann.hdf5"
+    with h5py.File(h5, "w") as f:
+        f["train"] = _vectors()
+    with pytest.raises(
+        InputError, match=_at(h5, "no 'neighbors' dataset; datasets present: train")
+    ):
+        read_ground_truth(h5)
+    txt = tmp_path / "gt.txt"
+    txt.write_text("1\n")
+    with pytest.raises(InputError, match=_at(txt, "unsupported suffix '\\.txt' for ground truth")):
+        read_ground_truth(txt)
 
 
 # --------------------------------------------------------------------------------------------
