@@ -18,6 +18,7 @@ from ._base import (
     BatchResult,
     RetryConfig,
     TimeoutTypes,
+    VerifyTypes,
 )
 from ._retry import Call, retry_after_error, retry_after_response, transport_error
 from .models import CollectionInfo, Health, Hit, SearchResponse
@@ -42,8 +43,15 @@ class AsyncClient(BaseClient):
         timeout: seconds (connect capped at 2 s) or an :class:`httpx.Timeout`;
             default 10 s, connect 2 s.
         retries: a :class:`RetryConfig`, or just the maximum number of retries.
-        transport: a custom :mod:`httpx` transport (e.g. :class:`httpx.MockTransport`).
+        transport: a custom :mod:`httpx` transport (e.g. :class:`httpx.MockTransport`);
+            it brings its own TLS settings, so ``verify`` does not apply to it.
         headers: extra headers sent with every request.
+        verify: how an ``https`` server's certificate is checked: ``True`` (the default)
+            against the default trust store (certifi's bundle, or ``SSL_CERT_FILE`` /
+            ``SSL_CERT_DIR``); a path to a PEM CA bundle (or a directory of CA certificates)
+            to trust instead, e.g. a private CA's; an :class:`ssl.SSLContext`, used as is
+            (client certificates go on it); ``False`` not at all (test setups only). A
+            certificate that fails the check raises :class:`TransportError`.
     """
 
     def __init__(
@@ -55,11 +63,19 @@ class AsyncClient(BaseClient):
         retries: RetryConfig | int = DEFAULT_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
         headers: Mapping[str, str] | None = None,
+        verify: VerifyTypes = True,
     ) -> None:
         super().__init__(
-            base_url, api_key=api_key, timeout=timeout, retries=retries, headers=headers
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            headers=headers,
+            verify=verify,
         )
-        self._http = httpx.AsyncClient(transport=transport, timeout=self._timeout)
+        self._http = httpx.AsyncClient(
+            transport=transport, timeout=self._timeout, verify=self._verify
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

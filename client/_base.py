@@ -26,8 +26,10 @@ from ._config import (
     DEFAULT_TIMEOUT,
     USER_AGENT,
     TimeoutTypes,
+    VerifyTypes,
     normalize_base_url,
     to_timeout,
+    to_verify,
 )
 from ._parse import (
     BatchResult,
@@ -61,6 +63,7 @@ __all__ = [
     "BatchResult",
     "RetryConfig",
     "TimeoutTypes",
+    "VerifyTypes",
 ]
 
 
@@ -75,10 +78,12 @@ class BaseClient:
         timeout: TimeoutTypes = DEFAULT_TIMEOUT,
         retries: RetryConfig | int = DEFAULT_RETRIES,
         headers: Mapping[str, str] | None = None,
+        verify: VerifyTypes = True,
     ) -> None:
         if api_key is not None and (not isinstance(api_key, str) or not api_key):
             raise ValueError("api_key must be a non-empty string or None")
         self._base_url = normalize_base_url(base_url)
+        self._verify = to_verify(verify)
         self._urls: dict[str, httpx.URL] = {}
         self._timeout = to_timeout(timeout)
         self._retry = to_retry(retries)

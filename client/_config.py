@@ -1,6 +1,10 @@
-"""Client configuration: the defaults, and the checks on the base URL and the timeout."""
+"""Client configuration: the defaults, and the checks on the base URL, the timeout and the TLS
+verification."""
 
 from __future__ import annotations
+
+import os
+import ssl
 
 import httpx
 
@@ -12,8 +16,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "USER_AGENT",
     "TimeoutTypes",
+    "VerifyTypes",
     "normalize_base_url",
     "to_timeout",
+    "to_verify",
 ]
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -23,6 +29,11 @@ USER_AGENT = f"glint-client/{__version__}"
 
 TimeoutTypes = float | httpx.Timeout
 """Seconds (``connect`` is capped at 2 s) or a full :class:`httpx.Timeout`."""
+
+VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
+"""How an ``https`` server's certificate is checked: ``True`` against the default trust store,
+a path to the CA certificates (a PEM bundle, or a directory of them) to trust instead, an
+:class:`ssl.SSLContext` used as is, or ``False`` not at all (test setups only)."""
 
 
 def to_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
@@ -34,6 +45,26 @@ def to_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout!r}")
     return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_CONNECT_TIMEOUT))
+
+
+def to_verify(verify: VerifyTypes) -> bool | ssl.SSLContext:
+    """``verify`` as :mod:`httpx` takes it without a deprecation warning: a bool or an
+    :class:`ssl.SSLContext` (a path becomes a context that trusts the CA certificates there);
+    a ValueError for anything else, or for a path without readable PEM certificates."""
+    if isinstance(verify, bool | ssl.SSLContext):
+        return verify
+    if not isinstance(verify, str | os.PathLike):
+        raise ValueError(
+            f"verify must be a bool, a CA bundle path or an ssl.SSLContext, got {verify!r}"
+        )
+    path = os.fspath(verify)
+    try:
+        if os.path.isdir(path):
+            return ssl.create_default_context(capath=path)
+        return ssl.create_default_context(cafile=path)
+    except OSError as exc:  # ssl.SSLError is one: a file without a PEM certificate
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ValueError(f"verify={path!r}: cannot load CA certificates ({reason})") from None
 
 
 def normalize_base_url(base_url: str) -> str:

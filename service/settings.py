@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -28,6 +28,25 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     api_keys: str | None = Field(
         default=None, description="Keys as 'ROLE KEY' entries separated by newlines or commas."
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        description="Serve without API keys on a host that is not loopback (a trusted network "
+        "only: every caller may then search and call the admin routes). Without it, no keys "
+        "and such a host are refused at start.",
+    )
+    ssl_certfile: Path | None = Field(
+        default=None,
+        description="PEM certificate (leaf first, then its chain) to serve HTTPS with; needs "
+        "ssl_keyfile.",
+    )
+    ssl_keyfile: Path | None = Field(
+        default=None, description="PEM private key of ssl_certfile; needs ssl_certfile."
+    )
+    ssl_keyfile_password: SecretStr | None = Field(
+        default=None,
+        description="Passphrase of an encrypted ssl_keyfile (from the environment only: a "
+        "flag would show in the process list).",
     )
     search_workers: int = Field(default_factory=_cores, ge=1)
     batch_threads: int = Field(default_factory=_cores, ge=1)
