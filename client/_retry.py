@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -126,11 +127,24 @@ def retry_after_response(
     return delay
 
 
+def _certificate_refused(exc: BaseException) -> bool:
+    """Whether the server's certificate failed verification somewhere in ``exc``'s chain: that
+    answer will not change on a retry."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # httpx -> httpcore -> ssl; bounded against a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def retry_after_error(
     policy: RetryConfig, call: Call[Any], retry: int, exc: httpx.RequestError
 ) -> float | None:
     """Seconds to wait before trying ``call`` again after ``exc``, or None to stop."""
-    if retry >= policy.max_retries:
+    if retry >= policy.max_retries or _certificate_refused(exc):
         return None
     if not isinstance(exc, _NOT_SENT_ERRORS) and not (
         call.idempotent and isinstance(exc, _MAYBE_SENT_ERRORS)

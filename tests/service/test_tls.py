@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import ssl
@@ -132,12 +133,17 @@ def test_async_client_with_an_ssl_context_searches(https_server, pki: Pki, docs)
     assert asyncio.run(main())[0] == 42
 
 
-def test_default_trust_store_refuses_the_private_ca(https_server) -> None:
+def test_default_trust_store_refuses_the_private_ca(
+    https_server, caplog: pytest.LogCaptureFixture
+) -> None:
     url, _ = https_server
+    caplog.set_level(logging.INFO, logger="glint.client")
     with Client(url, api_key=READ) as client, pytest.raises(TransportError) as info:
         client.collections()
     assert not isinstance(info.value, RequestTimeout)
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value)
+    # a refused certificate stays refused: not retried like a connection error
+    assert not [r for r in caplog.records if "retry" in r.getMessage()]
 
 
 def test_plain_http_to_the_tls_port_gets_no_answer(https_server) -> None:
