@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 _PACKAGES = {
-    "glint": "glint",
+    "glint": "glint-vector",
     "numpy": "numpy",
     "faiss": "faiss-cpu",
     "hnswlib": "hnswlib",

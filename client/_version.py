@@ -7,6 +7,6 @@ from importlib.metadata import PackageNotFoundError, version
 __all__ = ["__version__"]
 
 try:
-    __version__: str = version("glint")
+    __version__: str = version("glint-vector")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0"

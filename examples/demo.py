@@ -14,21 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+from sample_data import make_vectors  # examples/ is this script's folder, on sys.path
 
 from glint.client import Client, TransportError
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".demo"
 GLINT = str(Path(sys.executable).with_name("glint"))
-
-
-def make_vectors(n: int = 20_000, dim: int = 128, seed: int = 0) -> np.ndarray:
-    """Clustered vectors with a low intrinsic dimension, like real embeddings."""
-    rng = np.random.default_rng(seed)
-    basis = rng.standard_normal((16, dim)).astype(np.float32)
-    centers = 3.0 * rng.standard_normal((64, 16)).astype(np.float32)
-    latent = centers[rng.integers(0, 64, n)] + rng.standard_normal((n, 16)).astype(np.float32)
-    return latent @ basis + 0.1 * rng.standard_normal((n, dim)).astype(np.float32)
 
 
 def free_port() -> int:

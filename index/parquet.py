@@ -1,4 +1,4 @@
-"""The ``.parquet`` input format (needs ``glint[parquet]``): a vector column (a list of
+"""The ``.parquet`` input format (needs ``glint-vector[parquet]``): a vector column (a list of
 numbers per row), an optional integer id column, and payload columns.
 
 By default the vectors are column ``vector``, the ids column ``id`` when the file has one,
@@ -65,7 +65,7 @@ def read_parquet(
         import pyarrow.parquet as pq
     except ImportError:
         raise InputError(
-            f"{src}: reading .parquet needs pyarrow: pip install 'glint[parquet]'"
+            f"{src}: reading .parquet needs pyarrow: pip install 'glint-vector[parquet]'"
         ) from None
     try:
         file = pq.ParquetFile(src)

@@ -7,10 +7,11 @@
 ``.fvecs``/``.bvecs``     TEXMEX records: an int32 dimension ``d`` then ``d`` float32 / uint8 /
 ``.ivecs``                int32 values, little-endian
 ``.hdf5``/``.h5``         the ann-benchmarks layout: dataset ``train`` (the base vectors) or
-                          ``test`` (the queries), as ``dataset=`` says (needs ``glint[hdf5]``)
+                          ``test`` (the queries), as ``dataset=`` says (needs
+                          ``glint-vector[hdf5]``)
 ``.parquet``              column ``vector`` (list of numbers), optional integer column ``id``;
                           every other column becomes the row's payload; ``columns=``
-                          (:class:`ParquetColumns`) chooses others (needs ``glint[parquet]``)
+                          (:class:`ParquetColumns`) chooses others (needs ``glint-vector[parquet]``)
 ========================  ====================================================================
 
 Whatever the format, vectors come back as a float32, C-contiguous ``[n, d]`` array that went
@@ -327,7 +328,9 @@ def _hdf5_dataset(src: str, name: str) -> np.ndarray:
     try:
         import h5py
     except ImportError:
-        raise InputError(f"{src}: reading .hdf5 needs h5py: pip install 'glint[hdf5]'") from None
+        raise InputError(
+            f"{src}: reading .hdf5 needs h5py: pip install 'glint-vector[hdf5]'"
+        ) from None
     try:
         f = h5py.File(src, "r")
     except OSError as exc:

@@ -109,7 +109,7 @@ def glint_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("glint")
+        return version("glint-vector")
     except PackageNotFoundError:
         return "0.0.0"
 

@@ -219,12 +219,12 @@ def write_json(report: LoadReport | Mapping[str, Any], path: str | os.PathLike[s
 
 def write_png(report: LoadReport | Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
     """Latency percentiles and throughput per second (reloads as vertical lines and shaded
-    spans) and the latency histogram, in one PNG. Needs matplotlib (``glint[loadtest]``)."""
+    spans) and the latency histogram, in one PNG. Needs matplotlib (``glint-vector[loadtest]``)."""
     try:
         import matplotlib
     except ImportError:
         raise LoadTestError(
-            "matplotlib is not installed: install glint[loadtest] for --png"
+            "matplotlib is not installed: install 'glint-vector[loadtest]' for --png"
         ) from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -25,10 +25,20 @@ WIRE_FORBIDDEN = (
 )
 
 
+def _sources(folder: str) -> list[Path]:
+    """The modules of a top-level folder; not what a non-editable install of bench/ (its own
+    distribution, whose folder is the package) leaves behind in bench/build."""
+    return sorted(
+        path
+        for path in (ROOT / folder).rglob("*.py")
+        if "build" not in path.relative_to(ROOT / folder).parts[:-1]
+    )
+
+
 def _imports(package_dir: str) -> dict[str, set[str]]:
     """Absolute module names imported by each module of a top-level folder."""
     found: dict[str, set[str]] = {}
-    for path in sorted((ROOT / package_dir).rglob("*.py")):
+    for path in _sources(package_dir):
         rel = path.relative_to(ROOT / package_dir).with_suffix("")
         module = ".".join([PACKAGES[package_dir], *rel.parts]).removesuffix(".__init__")
         names: set[str] = set()
@@ -55,6 +65,12 @@ def _offenders(package_dir: str, forbidden: tuple[str, ...]) -> list[str]:
         for name in sorted(names)
         if any(name == f or name.startswith(f + ".") for f in forbidden)
     ]
+
+
+@pytest.mark.parametrize("package_dir", sorted(PACKAGES))
+def test_the_runtime_does_not_import_the_harness(package_dir: str) -> None:
+    """glint.bench is a distribution of its own (bench/pyproject.toml), not in the runtime's."""
+    assert _offenders(package_dir, ("glint.bench",)) == []
 
 
 def test_index_imports_neither_service_nor_client() -> None:
@@ -109,6 +125,11 @@ def test_service_uses_only_the_client_models() -> None:
         ("glint.index", ("fastapi", "starlette", "uvicorn", "httpx", "glint.service")),
         # registering `glint loadtest` on the parser stays light
         ("glint.loadtest.cli", ("httpx", "matplotlib", "numpy", "glint.index", "glint.service")),
+        # the `glint` command runs on the base install: the index and server load on demand
+        (
+            "glint.service.cli",
+            ("faiss", "numba", "fastapi", "starlette", "uvicorn", "httpx", "glint.index"),
+        ),
         (
             "glint.loadtest.runner",
             ("fastapi", "uvicorn", "matplotlib", "glint.index", "glint.service"),
@@ -132,7 +153,7 @@ def _module_graph() -> dict[str, set[str]]:
     a module, else ``P``."""
     files = {}
     for folder, package in {**PACKAGES, "bench": "glint.bench"}.items():
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in _sources(folder):
             rel = path.relative_to(ROOT / folder).with_suffix("")
             files[".".join([package, *rel.parts]).removesuffix(".__init__")] = path
     graph: dict[str, set[str]] = {}

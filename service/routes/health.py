@@ -3,8 +3,8 @@
 The probes need no key (orchestrators and load balancers call them), so what they say about a
 failed start-up load depends on who asks: the names of the failed collections for anyone, the
 reasons (which name the server's directories) only for an admin key, or for anyone when no
-keys are configured (then every caller may call the admin routes, and the server listens on
-loopback only). The log always has every detail.
+keys are configured (then every caller may call the admin routes anyway: the server listens
+on loopback only, unless started with --allow-unauthenticated). The log always has every detail.
 """
 
 from __future__ import annotations
