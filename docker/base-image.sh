@@ -4,7 +4,8 @@
 #   docker/base-image.sh [TAG]        (default glint-base:bookworm; needs root and debootstrap)
 #   docker build --network host --build-arg BASE=glint-base:bookworm -f docker/Dockerfile .
 # A minimal bookworm with python3, python3-venv and ca-certificates, plus the host's CA bundle,
-# so that pip inside the build trusts the same package index (or proxy) the host's pip does.
+# so that pip inside the build trusts the same package index (or proxy) the host's pip does (the
+# bundle stays in the images built on it: the runtime's own trust store).
 # Does nothing when the image exists already.
 set -euo pipefail
 TAG="${1:-glint-base:bookworm}"
@@ -16,7 +17,7 @@ if docker image inspect "$TAG" >/dev/null 2>&1; then
     exit 0
 fi
 root="$(mktemp -d /tmp/glint-base.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$root.log"' EXIT
 echo "base image $TAG: debootstrap bookworm from $MIRROR"
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     bookworm "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -20 "$root.log"; exit 1; }

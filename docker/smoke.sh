@@ -14,13 +14,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${GLINT_PYTHON:-.venv/bin/python}"
-IMAGE=glint:smoke
+IMAGE="glint:smoke-$$"
 PROJECT="glint-smoke-$$"
 say() { echo "docker smoke: $*"; }
 skip() { say "SKIPPED: $*"; exit 3; }
 
 # ---- an engine, or a clear reason why not
 engine_started=""
+work=""
+cleanup() {
+    if [ -n "$work" ]; then
+        compose -p "$PROJECT" -f docker/compose.yaml down -v --remove-orphans >/dev/null 2>&1 || true
+        docker image rm -f "$IMAGE" >/dev/null 2>&1 || true
+        docker image prune -f --filter label=glint.stage=install >/dev/null 2>&1 || true
+        rm -rf "$work"
+    fi
+    if [ -n "$engine_started" ]; then kill "$engine_started" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+"$PY" -c "import numpy, glint.client" 2>/dev/null \
+    || { say "FAILED: $PY cannot import numpy and glint.client (set GLINT_PYTHON)"; exit 1; }
 if ! docker info >/dev/null 2>&1; then
     if [ "${1:-}" != "--start-engine" ]; then
         skip "no Docker engine answers (run with --start-engine as root to start dockerd)"
@@ -40,12 +53,6 @@ compose() {
 }
 
 work="$(mktemp -d /tmp/glint-smoke.XXXXXX)"
-cleanup() {
-    compose -p "$PROJECT" -f docker/compose.yaml down -v --remove-orphans >/dev/null 2>&1 || true
-    rm -rf "$work"
-    if [ -n "$engine_started" ]; then kill "$engine_started" 2>/dev/null || true; fi
-}
-trap cleanup EXIT
 
 # ---- the image
 base="${GLINT_BASE:-}"
@@ -56,7 +63,9 @@ if [ -z "$base" ]; then
     else
         command -v debootstrap >/dev/null || skip "no base image: python:3.11-slim cannot be \
 pulled and debootstrap is not installed (apt-get install debootstrap)"
-        docker/base-image.sh glint-base:bookworm
+        docker/base-image.sh glint-base:bookworm \
+            || skip "no base image: python:3.11-slim cannot be pulled and debootstrap failed \
+(no Debian mirror?)"
         base=glint-base:bookworm
     fi
 fi
@@ -82,6 +91,10 @@ assert pq.ParquetFile(\"/tmp/t.parquet\").metadata.num_rows == 1" || exit 1
 if out=$(docker run --rm "$IMAGE" serve /indexes/docs --host 0.0.0.0 2>&1); then
     say "FAILED: serve --host 0.0.0.0 without keys started"; exit 1
 fi
+case "$out" in
+    *"without API keys would serve anyone"*) ;;
+    *) say "FAILED: not the refusal for want of keys: $out"; exit 1 ;;
+esac
 [ "$(printf '%s\n' "$out" | wc -l)" = 1 ] || { say "FAILED: not one line: $out"; exit 1; }
 say "no keys on 0.0.0.0: refused ($out)"
 

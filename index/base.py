@@ -305,6 +305,16 @@ class Index(ABC, Generic[P]):
         return self._payloads is not None
 
     @property
+    def ids(self) -> np.ndarray | None:
+        """The external ids, int64 ``[count]`` (read-only), or None when the ids are the row
+        numbers."""
+        if self._ids is None:
+            return None
+        view = self._ids.view()
+        view.flags.writeable = False
+        return view
+
+    @property
     def memory_bytes(self) -> int:
         arrays = list(self._arrays())
         if self._ids is not None:

@@ -26,7 +26,7 @@ from .multivec import TokenSets, read_token_sets
 from .payloads import read_payload_lines
 from .readers import ParquetColumns, read_ground_truth, read_ids, read_vectors
 from .registry import get_kind, parse_spec
-from .storage import read_manifest
+from .storage import check_out_parent, read_manifest
 from .validate import check_k, check_result_size
 
 __all__ = ["add_index_commands"]
@@ -132,6 +132,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise InputError(f"{out}: already exists; pass --overwrite to replace it")
+    check_out_parent(out)  # a place the index cannot go is refused before the build, not after
     if args.queries is not None and args.check_recall is None:
         raise ConfigError("--queries gives the queries of --check-recall N; pass both")
     config = parse_spec(args.index)  # a bad spec fails before any reading
@@ -192,6 +193,17 @@ def _ground_truth(args: argparse.Namespace, nq: int) -> np.ndarray | None:
         return check_truth(truth, nq, args.k)
 
 
+def _check_truth_ids(truth: np.ndarray, ids: np.ndarray) -> None:
+    """A recall of 0 because the ground truth holds row numbers and the index other ids says
+    so, rather than report a recall that only looks bad."""
+    if not np.isin(truth[truth >= 0], ids).any():
+        raise InputError(
+            "--gt: none of its neighbours is an id of this index, which was built with --ids: "
+            "ground-truth files (ann-benchmarks .hdf5, .ivecs) hold row numbers of the base "
+            "file; search an index built from it without --ids"
+        )
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     check_k(args.k)  # a k no machine could answer is refused before anything is loaded
     index = load_index(args.index_dir)
@@ -234,6 +246,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if truth is not None:
         line["recall"] = recall_at_k(result.ids, truth, args.k)
         line["recall_at"] = args.k
+        if not line["recall"] and index.ids is not None:
+            _check_truth_ids(truth[:, : args.k], index.ids)
     print(json.dumps(line))
     return 0
 

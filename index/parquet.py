@@ -76,7 +76,8 @@ def read_parquet(
     _vector_dim(src, pa, vector_name, schema.field(vector_name).type)  # type checks first
     if id_name is not None and not pa.types.is_integer(schema.field(id_name).type):
         raise InputError(
-            f"{src}: column {id_name!r} has type {schema.field(id_name).type}, expected integers"
+            f"{src}: column {id_name!r} has type {schema.field(id_name).type}, expected integers "
+            "(choose the id column with --id-column, or --id-column '' to number the rows)"
         )
     convert = {}
     for name in payload_names:

@@ -142,6 +142,18 @@ def _plain_name(name: str) -> bool:
     )
 
 
+def check_out_parent(out: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an ``out`` whose missing parent folders could not be made:
+    the nearest existing one must be a folder this process may write."""
+    folder = Path(out).absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{folder}: not writable")
+
+
 def _make_parents(folder: Path) -> None:
     """Create ``folder`` and its missing parents (as ``mkdir -p``), each made durable in its
     own parent, so that ``--out indexes/docs`` works in a fresh checkout."""
@@ -155,7 +167,9 @@ def _make_parents(folder: Path) -> None:
         try:
             path.mkdir(exist_ok=True)
         except OSError as exc:
-            raise InputError(f"{path}: cannot create the directory: {one_line(exc)}") from None
+            raise InputError(
+                f"{path}: cannot create the directory: {exc.strerror or one_line(exc)}"
+            ) from None
         fsync_path(path.parent)
 
 

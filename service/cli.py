@@ -235,6 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
         for name in _INDEX_COMMANDS:
             sub.add_parser(name, add_help=False, help="(needs glint-vector[index])")
     add_loadtest_command(sub)
+    if _installed("server"):
+        _add_serve_command(sub)
+    else:  # by name only, as the index commands above
+        sub.add_parser("serve", add_help=False, help="(needs glint-vector[server])")
+    return parser
+
+
+def _add_serve_command(sub: Any) -> None:
     serve = sub.add_parser("serve", help="serve index directories over REST")
     serve.add_argument("index_dirs", nargs="+", metavar="DIR", help="DIR or NAME=DIR")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1, or GLINT_HOST)")
@@ -268,7 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=("json", "text"), help="log records as JSON lines (default)"
     )
     serve.set_defaults(func=cmd_serve)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -41,6 +41,10 @@ NEEDS_EXTRA = [
     (["search", "idx", "--queries", "q.npy", "--k", "10", "--out", "r.npz"], "index"),
     (["info", "idx"], "index"),
     (["serve", "idx", "--port", "8123"], "server"),
+    (["serve"], "server"),
+    (["serve", "--help"], "server"),
+    (["serve", "--port", "not-a-number", "idx"], "server"),
+    (["-v", "build", "x.npy"], "index"),
 ]
 
 
@@ -48,7 +52,11 @@ def _canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _hint(command: str, extra: str) -> str:
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _hint(argv: list[str], extra: str) -> str:
+    command = next(arg for arg in argv if not arg.startswith("-"))
     return f"glint: error: glint {command} needs the {extra} extra: pip install 'glint-vector[{extra}]'\n"
 
 
@@ -132,7 +140,7 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("argv", "extra"), NEEDS_EXTRA, ids=lambda v: " ".join(v) if v else "")
 def test_commands_say_which_extra(tmp_path: Path, argv: list[str], extra: str) -> None:
     out = _glint(*argv, cwd=tmp_path)
-    assert (out.returncode, out.stdout, out.stderr) == (1, "", _hint(argv[0], extra))
+    assert (out.returncode, out.stdout, out.stderr) == (1, "", _hint(argv, extra))
 
 
 @client_only
@@ -179,7 +187,7 @@ def test_missing_extra_is_one_line(
 
     monkeypatch.setattr(cli, "_installed", lambda name: False)
     assert cli.main(argv) == 1
-    assert capsys.readouterr() == ("", _hint(argv[0], extra))
+    assert capsys.readouterr() == ("", _hint(argv, extra))
 
 
 @with_extras
@@ -193,7 +201,7 @@ def test_serve_alone_missing(
     assert cli.main(["info", str(tmp_path / "none")]) == 1
     assert "needs the" not in capsys.readouterr().err
     assert cli.main(["serve", str(tmp_path / "none")]) == 1
-    assert capsys.readouterr().err == _hint("serve", "server")
+    assert capsys.readouterr().err == _hint(["serve"], "server")
 
 
 @with_extras
@@ -221,3 +229,35 @@ def test_help_without_extras_lists_every_command(
     for command in COMMANDS:
         assert command in out
     assert re.search(r"build +\(needs glint-vector\[index\]\)", out)
+
+
+@with_extras
+def test_extra_detection_follows_the_extras() -> None:
+    """service/cli.py's _EXTRAS names, per extra, the modules whose presence says it is
+    installed: exactly those of the distributions pyproject.toml's extra lists (httptools
+    and uvloop, speed-ups uvicorn runs without, aside)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    from glint.service import cli
+
+    module_of = {"faiss-cpu": "faiss", "prometheus-client": "prometheus_client"}
+    optional = {"httptools", "uvloop"}
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+
+    def modules(extra: str) -> set[str]:
+        found: set[str] = set()
+        for requirement in extras[extra]:
+            name = _canonical(re.split(r"[\[<>=;!~ ]", requirement, maxsplit=1)[0])
+            if name == "glint-vector":
+                inner = re.search(r"\[(.*)\]", requirement)
+                assert inner, requirement
+                for other in inner[1].split(","):
+                    found |= modules(other.strip())
+            elif name not in optional:
+                found.add(module_of.get(name, name.replace("-", "_")))
+        return found
+
+    assert set(cli._EXTRAS) == {"index", "server"}
+    for extra, names in cli._EXTRAS.items():
+        assert set(names) == modules(extra), extra

@@ -426,7 +426,7 @@ def test_hdf5_without_h5py(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     path = tmp_path / "ann.hdf5"
     path.write_bytes(b"x")
     monkeypatch.setitem(sys.modules, "h5py", None)
-    with pytest.raises(InputError, match=r"needs h5py: pip install 'glint\[hdf5\]'"):
+    with pytest.raises(InputError, match=r"needs h5py: pip install 'glint-vector\[hdf5\]'"):
         read_vectors(path)
 
 
@@ -652,7 +652,7 @@ def test_parquet_corrupt_and_without_pyarrow(
         read_vectors(path)
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(InputError, match=r"needs pyarrow: pip install 'glint\[parquet\]'"):
+    with pytest.raises(InputError, match=r"needs pyarrow: pip install 'glint-vector\[parquet\]'"):
         read_vectors(path)
 
 

@@ -240,7 +240,9 @@ def test_parquet_column_flag_errors_are_one_line(
     line = glint_fails(
         capsys, "build", path, "--vector-column", "embedding", "--id-column", "doc_id", *out
     )
-    assert line.endswith("column 'doc_id' has type string, expected integers")
+    assert line.endswith(
+        "column 'doc_id' has type string, expected integers (choose the id column with --id-column, or --id-column '' to number the rows)"
+    )
     line = glint_fails(
         capsys,
         "build",
@@ -425,3 +427,38 @@ def test_sample_queries_picks_whole_token_sets() -> None:
         np.testing.assert_array_equal(sample[i], sets[row])
     x = clustered(20, 4)
     np.testing.assert_array_equal(sample_queries(x, 100), x)  # capped at the count, in order
+
+
+def test_gt_of_row_numbers_against_an_index_with_ids(
+    ann: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ground truth of row numbers cannot be compared with an index built with --ids: said
+    in one line, not reported as a recall of 0."""
+    d = ann["dir"]
+    np.save(d / "ids.npy", 10**9 + np.arange(N, dtype=np.int64))
+    glint(
+        capsys,
+        "build",
+        ann["hdf5"],
+        "--index",
+        "flat",
+        "--metric",
+        "cos",
+        "--ids",
+        d / "ids.npy",
+        "--out",
+        d / "with-ids",
+    )
+    line = glint_fails(
+        capsys,
+        "search",
+        d / "with-ids",
+        "--queries",
+        ann["hdf5"],
+        "--k",
+        "10",
+        "--gt",
+        "--out",
+        d / "r.npz",
+    )
+    assert "none of its neighbours is an id of this index, which was built with --ids" in line

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,8 @@ import pytest
 
 from glint.index import FormatError, InputError, NotFoundError, build_index, load_index
 from glint.index.storage import CHECKSUM_FIELD, FORMAT_VERSION, IndexWriter, manifest_checksum
+
+from testkit import GLINT
 
 
 @pytest.fixture
@@ -151,3 +154,31 @@ def test_save_creates_missing_parents(tmp_path: Path, data) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(InputError, match="file: not a directory"):
         index.save(tmp_path / "file" / "docs")
+
+
+def test_build_refuses_an_impossible_out_before_reading(tmp_path: Path) -> None:
+    """`glint build --out FILE/docs` fails at once, before the input is even read (here it
+    does not exist, so a later check would name it instead)."""
+    from glint.index.storage import check_out_parent
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(InputError, match="file: not a directory"):
+        check_out_parent(tmp_path / "file" / "deeper" / "docs")
+    check_out_parent(tmp_path / "new" / "deeper" / "docs")  # creatable: fine
+    assert not (tmp_path / "new").exists()  # and nothing made by the check
+    proc = subprocess.run(
+        [
+            GLINT,
+            "build",
+            str(tmp_path / "missing.npy"),
+            "--metric",
+            "l2",
+            "--out",
+            str(tmp_path / "file" / "docs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == f"glint: error: {tmp_path / 'file'}: not a directory\n"
