@@ -310,7 +310,7 @@ class Index(ABC, Generic[P]):
         numbers."""
         if self._ids is None:
             return None
-        view = self._ids.view()
+        view: np.ndarray = self._ids.view()
         view.flags.writeable = False
         return view
 
