@@ -166,6 +166,17 @@ class HNSWIndex(Index[HNSWSearchParams]):
         self.graph = graph
         self.store = store
         self._scratch = threading.local()
+        # The kernels' arguments, fixed for the index's life: made once, not per search.
+        self._store_args = store.kernel_args()
+        self._residual = store.residual_array()
+        self._graph_args = (
+            np.asarray(graph.layer0),
+            np.asarray(graph.levels),
+            np.asarray(graph.upper_offsets),
+            np.asarray(graph.upper),
+            graph.entry,
+            graph.max_level,
+        )
 
     def with_storage(self, vectors: np.ndarray, storage: Storage) -> HNSWIndex:
         """This graph over ``vectors`` (those it was built from) stored as ``storage``: to
@@ -215,17 +226,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
         ids = np.empty((nq, ef), np.int64)
         scores = np.empty((nq, ef), np.float32)
         l2 = self.metric == "l2"
-        kind, fdata, hdata, codes, lut = self.store.kernel_args()
-        g = self.graph
-        graph_args = (
-            np.asarray(g.layer0),
-            np.asarray(g.levels),
-            np.asarray(g.upper_offsets),
-            np.asarray(g.upper),
-            g.entry,
-            g.max_level,
-        )
-        residual = self.store.residual_array()
+        kind, fdata, hdata, codes, lut = self._store_args
+        graph_args = self._graph_args
+        residual = self._residual
 
         def run(span: tuple[int, int]) -> None:
             a, b = span

@@ -106,10 +106,16 @@ def _size(n: int) -> str:
     return f"{n} bytes" if unit == "bytes" else f"{value:.3g} {unit}"
 
 
+@functools.cache
+def _usable_cores() -> int:
+    """The cores this process may run on, read once (a system call every search otherwise)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
 def check_threads(threads: int | None) -> int:
     """``threads`` if given (>= 1), else the number of usable cores."""
     if threads is None:
-        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        return _usable_cores()
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be a positive integer, got {threads!r}")
     return threads
