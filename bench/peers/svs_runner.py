@@ -7,7 +7,7 @@ where glint is not installed, so it imports only numpy, svs and the standard lib
     ~/.venv-svs/bin/python bench/peers/svs_runner.py \\
         --dataset ~/.cache/glint-data/dense-minilm-100k --queries id --k 10 \\
         [--nq N] [--repeats 3] [--threads-all 2] \\
-        [--configs vamana-f32,vamana-lvq8,vamana-lvq4x8,vamana-lvq4x4,leanvec] [--degree 32] \\
+        [--configs vamana-f32,vamana-lvq8,vamana-lvq4x8,vamana-lvq4x4,leanvec] [--degree 64] \\
         [--work DIR]
 
 For each config it builds a Vamana graph (``graph_max_degree=--degree``, alpha 0.95 for inner
@@ -471,7 +471,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--configs", default=DEFAULT_CONFIGS, help=f"comma list of: {','.join(CONFIG_NAMES)}"
     )
-    p.add_argument("--degree", type=int, default=32, help="graph_max_degree (R)")
+    p.add_argument("--degree", type=int, default=64, help="graph_max_degree (R; SVS documents 64)")
     p.add_argument("--build-window", type=int, default=200, help="construction window_size")
     p.add_argument(
         "--pool",
