@@ -144,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("results", type=Path, nargs="+")
     rep.add_argument("--md", type=Path, help="markdown file whose sections are written")
     rep.add_argument(
+        "--section",
+        help="a comparison's own name: its sections sit beside the main table of the same "
+        "dataset and queries (markers bench:NAME:DATASET:QUERIES) instead of replacing it",
+    )
+    rep.add_argument(
         "--png",
         help="PNG path, one plot per (dataset, queries): {dataset} and {queries} are filled in "
         "and appended when missing (docs/bench.png -> docs/bench-DATASET-QUERIES.png)",
@@ -274,7 +279,7 @@ def _report(args: argparse.Namespace) -> int:
         print("glint-bench report: give --md and/or --png", file=sys.stderr)
         return 2
     try:
-        written = report(args.results, args.md, args.png)
+        written = report(args.results, args.md, args.png, args.section)
     except ImportError as exc:
         print(f"glint-bench report: {exc} (install the bench extra: .[bench])", file=sys.stderr)
         return 1

@@ -239,12 +239,13 @@ def _wrapper_table(summaries: list[Summary]) -> list[str]:
     return lines
 
 
-def render_section(group: Group, png_link: str | None) -> str:
+def render_section(group: Group, png_link: str | None, section: str | None = None) -> str:
     """The markdown between a section's markers."""
     info = _dataset_info(group)
     summaries = summarize(group.rows)
     nq = sorted({r["nq"] for r in group.rows})
-    lines = [f"### `{group.dataset}`, `{group.queries}` queries", ""]
+    title = f"### `{group.dataset}`, `{group.queries}` queries"
+    lines = [f"{title}: {section}" if section else title, ""]
     for run in group.runs:
         v = run.get("versions") or {}
         lines.append(f"- Machine: {run['machine']}")
@@ -368,9 +369,13 @@ def png_path(template: str, group: Group) -> Path:
     return Path(template.format(dataset=group.dataset, queries=group.queries))
 
 
-def report(paths: Sequence[str | Path], md: Path | None, png: str | None) -> list[Path]:
+def report(
+    paths: Sequence[str | Path], md: Path | None, png: str | None, section: str | None = None
+) -> list[Path]:
     """Write a PNG (if ``png``, a path that may hold ``{dataset}``/``{queries}``) and a markdown
-    section (if ``md``) per (dataset, queries) group; returns the files written."""
+    section (if ``md``) per (dataset, queries) group; returns the files written. ``section``
+    names a comparison of its own (its sections sit beside the main table of the same dataset
+    and queries instead of replacing it)."""
     groups = load_results(paths)
     written: list[Path] = []
     for group in groups:
@@ -382,7 +387,8 @@ def report(paths: Sequence[str | Path], md: Path | None, png: str | None) -> lis
             base = md.parent if md is not None else Path.cwd()
             link = Path(os.path.relpath(plot.resolve(), base.resolve())).as_posix()
         if md is not None:
-            update_markdown(md, group.key, render_section(group, link))
+            key = f"{section}:{group.key}" if section else group.key
+            update_markdown(md, key, render_section(group, link, section))
     if md is not None:
         written.append(md)
     return written

@@ -232,6 +232,13 @@ def test_report_writes_sections_and_plot(smoke: tuple[Path, dict[str, Any]]) -> 
     assert "| IVF-PQ 4-bit (m=8), re-rank LVQ-8 |" in section
     plot = root / "docs" / "bench-synthetic-2000x32-id.png"
     assert plot in written and plot.read_bytes().startswith(PNG_MAGIC)
+    # a named comparison gets a section of its own beside the main one
+    report([root / "results.json"], md, None, section="vs SVS R=64")
+    text = md.read_text()
+    assert (
+        text.count(start) == 1 and "<!-- bench:vs SVS R=64:synthetic-2000x32:id:start -->" in text
+    )
+    assert "### `synthetic-2000x32`, `id` queries: vs SVS R=64" in text
 
 
 def test_png_names_are_distinct_per_dataset_and_queries() -> None:
