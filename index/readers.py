@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -111,13 +111,8 @@ def read_vectors(
         FormatError: the file is truncated or corrupt.
     """
     src = _existing_file(path)
-    suffix = Path(src).suffix.lower()
-    reader = _VECTOR_READERS.get(suffix)
-    if reader is None:
-        raise InputError(
-            f"{src}: unsupported suffix {suffix or '(none)'!r} for {what}; supported: "
-            f"{', '.join(_VECTOR_READERS)}"
-        )
+    suffix = _suffix(src, _VECTOR_READERS, what)
+    reader = _VECTOR_READERS[suffix]
     if columns is not None and suffix != ".parquet":
         raise InputError(f"{src}: vector, id and payload columns can be chosen in .parquet only")
     _require_nonempty(src)
@@ -147,12 +142,7 @@ def read_ground_truth(path: str | os.PathLike[str]) -> np.ndarray:
     ``neighbors`` dataset of an ann-benchmarks ``.hdf5`` file. Entries are ids as an index
     returns them (ann-benchmarks files hold row numbers of ``train``); -1 marks none."""
     src = _existing_file(path)
-    suffix = Path(src).suffix.lower()
-    if suffix not in _TRUTH_SUFFIXES:
-        raise InputError(
-            f"{src}: unsupported suffix {suffix or '(none)'!r} for ground truth; supported: "
-            f"{', '.join(_TRUTH_SUFFIXES)}"
-        )
+    suffix = _suffix(src, _TRUTH_SUFFIXES, "ground truth")
     _require_nonempty(src)
     if suffix == ".ivecs":
         raw = _read_texmex(src, _TEXMEX_DTYPES[".ivecs"])
@@ -182,12 +172,7 @@ def read_ids(path: str | os.PathLike[str], n: int) -> np.ndarray:
         int64 ``[n]``.
     """
     src = _existing_file(path)
-    suffix = Path(src).suffix.lower()
-    if suffix not in _ID_SUFFIXES:
-        raise InputError(
-            f"{src}: unsupported suffix {suffix or '(none)'!r} for ids; supported: "
-            f"{', '.join(_ID_SUFFIXES)}"
-        )
+    suffix = _suffix(src, _ID_SUFFIXES, "ids")
     _require_nonempty(src)
     if suffix == ".npy":
         try:
@@ -232,6 +217,17 @@ def _existing_file(path: str | os.PathLike[str]) -> str:
     if os.path.isdir(src):
         raise InputError(f"{src}: is a directory, expected a file")
     return src
+
+
+def _suffix(src: str, supported: Collection[str], what: str) -> str:
+    """``src``'s suffix (lower case), if it is one of ``supported``; else an error naming them."""
+    suffix = Path(src).suffix.lower()
+    if suffix not in supported:
+        raise InputError(
+            f"{src}: unsupported suffix {suffix or '(none)'!r} for {what}; supported: "
+            f"{', '.join(supported)}"
+        )
+    return suffix
 
 
 def _require_nonempty(src: str) -> None:
