@@ -163,7 +163,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     }
     if queries is not None:
         k = min(CHECK_RECALL_K, index.count)
-        recall = recall_check(index, items, queries, ids=ids, k=k, threads=args.threads)
+        recall = recall_check(index, items, queries, k=k, threads=args.threads)
         summary["check_recall"] = {
             "queries": len(queries),
             "k": k,

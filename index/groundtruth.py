@@ -112,14 +112,14 @@ def recall_check(
     base: np.ndarray | TokenSets,
     queries: np.ndarray | TokenSets,
     *,
-    ids: np.ndarray | None = None,
     k: int = 10,
     threads: int | None = None,
 ) -> float:
     """Recall@``k`` of ``index`` (searched at its default parameters) against an exact search
-    of ``queries`` over ``base``, the vectors it was built from; ``ids`` are the external ids
-    it was built with (None: row numbers)."""
+    of ``queries`` over ``base``, the vectors it was built from (exact rows are mapped to the
+    index's own ids, if it has any)."""
     found = index.search(queries, k, threads=threads).ids
     rows = exact_knn(base, queries, k, index.metric, threads=check_threads(threads))
+    ids = index.ids
     truth = rows if ids is None else np.where(rows >= 0, ids[np.maximum(rows, 0)], -1)
     return recall_at_k(found, truth, k)
