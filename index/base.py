@@ -22,6 +22,7 @@ import numpy as np
 
 from .config import IndexConfig, SearchParams
 from .errors import ConfigError, FormatError
+from .kernels.queries import finite_rows
 from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
 from .multivec import TokenSets
 from .payloads import PAYLOAD_FILE, MemoryPayloads, PayloadStore, SqlitePayloads, write_payloads
@@ -272,6 +273,11 @@ class Index(ABC, Generic[P]):
         q = np.asarray(queries)
         if q.ndim == 1:
             q = q.reshape(1, -1)
+        if q.dtype == np.float32 and q.ndim == 2 and q.shape[1] == self.dim and len(q):
+            # the common case in one compiled pass; on trouble, the checks below name it
+            out = np.empty(q.shape, np.float32)
+            if finite_rows(q, self.metric == "cos", out):
+                return out
         q = check_vectors(q, what="queries", dim=self.dim)
         return normalize_rows(q, what="queries") if self.metric == "cos" else q
 

@@ -20,6 +20,7 @@ from .base import Index, IndexMeta
 from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
 from .kernels.graph import rerank_residual, search_batch
+from .kernels.rescore import rescore
 from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
@@ -168,6 +169,7 @@ class HNSWIndex(Index[HNSWSearchParams]):
         self._scratch = threading.local()
         # The kernels' arguments, fixed for the index's life: made once, not per search.
         self._store_args = store.kernel_args()
+        self._search_kind = store.search_kind(meta.metric)
         self._residual = store.residual_array()
         self._graph_args = (
             np.asarray(graph.layer0),
@@ -221,53 +223,45 @@ class HNSWIndex(Index[HNSWSearchParams]):
     ) -> tuple[np.ndarray, np.ndarray]:
         depth = max(params.rerank or params.ef_search, k) if self.store.has_residual else 0
         ef = max(params.ef_search, k, depth)
-        prepared = self.store.prepare(queries, self.metric)
+        kind, fdata, hdata, codes, lut = self._store_args
+        search_kind = self._search_kind
+        prepared = self.store.prepare(queries, self.metric, search_kind)
         nq = queries.shape[0]
         ids = np.empty((nq, ef), np.int64)
         scores = np.empty((nq, ef), np.float32)
+        # the integer kernels rank with an 8-bit query: without a residual level, the beam's
+        # results are scored again on the float query so that scores and order are exact
+        rescored = search_kind != kind and not depth
+        out_ids = np.empty((nq, k), np.int64) if rescored else ids
+        out_scores = np.empty((nq, k), np.float32) if rescored else scores
         l2 = self.metric == "l2"
-        kind, fdata, hdata, codes, lut = self._store_args
         graph_args = self._graph_args
         residual = self._residual
+        p = prepared
 
         def run(span: tuple[int, int]) -> None:
             a, b = span
             visited, tag_state = self._visited_set()
+            # fmt: off
             search_batch(
-                prepared.q[a:b],
-                prepared.qsum[a:b],
-                prepared.qmu[a:b],
-                kind,
-                l2,
-                fdata,
-                hdata,
-                codes,
-                lut,
-                *graph_args,
-                ef,
-                ids[a:b],
-                scores[a:b],
-                visited,
+                p.q[a:b], p.q8[a:b], p.qscale[a:b], p.qsum[a:b], p.qmu[a:b], search_kind, l2,
+                fdata, hdata, codes, lut, *graph_args, ef, ids[a:b], scores[a:b], visited,
                 tag_state,
             )
             if depth:
                 rerank_residual(
-                    prepared.q[a:b],
-                    prepared.qsum[a:b],
-                    prepared.qmu[a:b],
-                    l2,
-                    kind,
-                    codes,
-                    residual,
-                    self.store.residual_bits,
-                    lut,
-                    ids[a:b],
-                    scores[a:b],
-                    depth,
+                    p.q[a:b], p.qsum[a:b], p.qmu[a:b], l2, kind, codes, residual,
+                    self.store.residual_bits, lut, ids[a:b], scores[a:b], depth,
                 )
+            elif rescored:
+                rescore(
+                    p.q[a:b], p.q8[a:b], p.qscale[a:b], p.qsum[a:b], p.qmu[a:b], kind, l2, fdata,
+                    hdata, codes, lut, ids[a:b], out_ids[a:b], out_scores[a:b],
+                )
+            # fmt: on
 
         run_spans(nq, threads, run)
-        return ids[:, :k], scores[:, :k]
+        return out_ids[:, :k], out_scores[:, :k]
 
     def _arrays(self) -> Sequence[np.ndarray]:
         return [*self.graph.arrays(), *self.store.arrays()]

@@ -181,6 +181,8 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
             prepared = store.prepare(queries[a:b], self.metric)
             rescore(
                 prepared.q,
+                prepared.q8,
+                prepared.qscale,
                 prepared.qsum,
                 prepared.qmu,
                 kind,

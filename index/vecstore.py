@@ -12,7 +12,9 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from .errors import FormatError
-from .kernels.distances import F16, F32, LVQ4, LVQ8
+from .kernels.distances import F16, F32, LVQ4, LVQ4_INT, LVQ8, LVQ8_INT
+from .kernels.intdot import HAS_VNNI
+from .kernels.queries import lvq_query_terms
 from .lvq import encode_lvq, f16_powers, f16_table, parse_lvq_storage
 from .metrics import Metric
 from .storage import IndexReader, IndexWriter
@@ -31,11 +33,14 @@ _NO_U8 = np.zeros((1, 5), np.uint8)
 
 @dataclass(frozen=True)
 class PreparedQueries:
-    """Kernel-ready queries: ``q`` float32 [nq, dq] and per-query ``qsum``/``qmu``."""
+    """Kernel-ready queries: ``q`` float32 [nq, dq] and per-query ``qsum``/``qmu``; for the
+    integer kinds also ``q8`` int8 [nq, w] with ``q ≈ qscale · q8`` (else [nq, 1] zeros)."""
 
     q: np.ndarray
     qsum: np.ndarray
     qmu: np.ndarray
+    q8: np.ndarray
+    qscale: np.ndarray
 
 
 class VectorStore:
@@ -85,18 +90,36 @@ class VectorStore:
         found = (self.fdata, self.hdata, self.codes, self.residual, self.mean)
         return [a for a in found if a is not None]
 
-    def prepare(self, queries: np.ndarray, metric: Metric) -> PreparedQueries:
-        """Queries (float32 [nq, dim], normalised for ``cos``) in the kernels' form."""
+    def search_kind(self, metric: Metric) -> int:
+        """The kernel kind a graph search uses: the integer (VNNI) form of the LVQ kinds for
+        inner products on a CPU that has it, else :attr:`kind`. (For ``l2`` the integer form
+        would need Σc and Σc² per vector, which the records do not hold.)"""
+        if not HAS_VNNI or metric == "l2" or self.kind not in (LVQ8, LVQ4):
+            return self.kind
+        return LVQ8_INT if self.kind == LVQ8 else LVQ4_INT
+
+    def prepare(
+        self, queries: np.ndarray, metric: Metric, kind: int | None = None
+    ) -> PreparedQueries:
+        """Queries (float32 [nq, dim], normalised for ``cos``) in the form the kernels of
+        ``kind`` (default :attr:`kind`) take."""
         nq = queries.shape[0]
         zeros = np.zeros(nq, np.float32)
+        no_q8, ones = np.zeros((nq, 1), np.int8), np.ones(nq, np.float32)
         if self.mean is None:
-            return PreparedQueries(np.ascontiguousarray(queries), zeros, zeros)
-        q = np.ascontiguousarray(queries - self.mean if metric == "l2" else queries, np.float32)
+            return PreparedQueries(np.ascontiguousarray(queries), zeros, zeros, no_q8, ones)
         if metric == "l2":
-            return PreparedQueries(q, zeros, zeros)
-        return PreparedQueries(
-            q, q.sum(axis=1, dtype=np.float32), (queries @ self.mean).astype(np.float32)
-        )
+            return PreparedQueries(
+                np.ascontiguousarray(queries - self.mean, np.float32), zeros, zeros, no_q8, ones
+            )
+        q = np.ascontiguousarray(queries, np.float32)
+        quantize = kind in (LVQ8_INT, LVQ4_INT)
+        # the 8-bit query, padded to the codes' width: d bytes, or 2h for 4-bit codes
+        width = 2 * ((self.dim + 1) // 2) if self.bits == 4 else self.dim
+        q8 = np.empty((nq, width), np.int8) if quantize else no_q8
+        qsum, qmu, scale = np.empty(nq, np.float32), np.empty(nq, np.float32), ones
+        lvq_query_terms(q, self.mean, quantize, qsum, qmu, q8, scale)
+        return PreparedQueries(q, qsum, qmu, q8, scale)
 
     def kernel_args(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(kind, fdata, hdata, codes, lut) for :func:`~glint.index.kernels.distances.score`."""

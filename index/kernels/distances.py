@@ -11,6 +11,10 @@ Storage kinds: ``F32`` (float32 rows), ``F16`` (float16 bit patterns as uint16, 
 through ``lut``, the 65,536-entry table of :func:`~glint.index.lvq.f16_table`), ``LVQ8`` and
 ``LVQ4`` (records of codes + float16 Δ and l, see :mod:`glint.index.lvq`; ``lut`` is then the
 32-entry table of :func:`~glint.index.lvq.f16_powers` that decodes the two constants).
+
+``LVQ8_INT`` and ``LVQ4_INT`` score the same records for inner products with integer
+arithmetic (:mod:`.intdot`): the query also comes as int8 ``q8`` with ``q ≈ qscale · q8``, and
+``<q, l + Δc> ≈ Δ · qscale · <q8, c> + l · Σq``. Other kinds ignore ``q8`` and ``qscale``.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .intdot import BLOCK, dot_u4_i8, dot_u8_i8
 from .prefetch import prefetch_row
 
-F32, F16, LVQ8, LVQ4 = 0, 1, 2, 3
+F32, F16, LVQ8, LVQ4, LVQ8_INT, LVQ4_INT = 0, 1, 2, 3, 4, 5
 
 
 @njit(inline="always", fastmath=True, nogil=True)
@@ -118,10 +123,42 @@ def _lvq4(
 
 
 @njit(inline="always", nogil=True)
+def _lvq8_int(
+    q8: np.ndarray, qscale: float, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray
+) -> float:
+    nb = rec.shape[0] - 4
+    delta = _half(rec, nb, lut)
+    low = _half(rec, nb + 2, lut)
+    blocks = nb // BLOCK
+    dot: int = dot_u8_i8(rec, q8, blocks)  # type: ignore[call-arg]  # numba supplies the typing context
+    for j in range(blocks * BLOCK, nb):
+        dot += np.int32(rec[j]) * np.int32(q8[j])
+    return delta * np.float32(qscale) * np.float32(dot) + low * qsum + qmu
+
+
+@njit(inline="always", nogil=True)
+def _lvq4_int(
+    q8: np.ndarray, qscale: float, qsum: float, qmu: float, rec: np.ndarray, lut: np.ndarray
+) -> float:
+    # q8 holds the low dimensions' bytes at [0, nb) and the high ones' at [nb, 2 nb)
+    nb = rec.shape[0] - 4
+    delta = _half(rec, nb, lut)
+    low = _half(rec, nb + 2, lut)
+    blocks = nb // BLOCK
+    dot: int = dot_u4_i8(rec, q8, blocks, nb)  # type: ignore[call-arg]  # numba supplies the typing context
+    for t in range(blocks * BLOCK, nb):
+        byte = np.int32(rec[t])
+        dot += (byte & 15) * np.int32(q8[t]) + (byte >> 4) * np.int32(q8[nb + t])
+    return delta * np.float32(qscale) * np.float32(dot) + low * qsum + qmu
+
+
+@njit(inline="always", nogil=True)
 def score(
     kind: int,
     l2: bool,
     q: np.ndarray,
+    q8: np.ndarray,
+    qscale: float,
     qsum: float,
     qmu: float,
     fdata: np.ndarray,
@@ -137,7 +174,11 @@ def score(
         return _f16_row(l2, q, hdata[i], lut)
     if kind == LVQ8:
         return _lvq8(l2, q, qsum, qmu, codes[i], lut)
-    return _lvq4(l2, q, qsum, qmu, codes[i], lut)
+    if kind == LVQ4:
+        return _lvq4(l2, q, qsum, qmu, codes[i], lut)
+    if kind == LVQ8_INT:
+        return _lvq8_int(q8, qscale, qsum, qmu, codes[i], lut)
+    return _lvq4_int(q8, qscale, qsum, qmu, codes[i], lut)
 
 
 @njit(inline="always", nogil=True)

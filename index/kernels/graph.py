@@ -13,7 +13,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .distances import F16, F32, LVQ4, LVQ8, prefetch_vector, residual_score, score
+from .distances import (
+    F16,
+    F32,
+    LVQ4,
+    LVQ4_INT,
+    LVQ8,
+    LVQ8_INT,
+    prefetch_vector,
+    residual_score,
+    score,
+)
+from .intdot import HAS_VNNI
 from .prefetch import prefetch_row
 
 _AHEAD = 8  # neighbours prefetched ahead of the one being scored
@@ -95,6 +106,8 @@ def _replace_min(keys: np.ndarray, vals: np.ndarray, size: int, key: float, val:
 @njit(inline="always", nogil=True, fastmath=True)
 def _search_batch(
     queries: np.ndarray,
+    q8s: np.ndarray,
+    qscales: np.ndarray,
     qsums: np.ndarray,
     qmus: np.ndarray,
     kind: int,
@@ -117,6 +130,8 @@ def _search_batch(
 ) -> None:
     """Beam-search every query; writes the ``ef`` best (ids, scores), best first, into
     ``out_ids`` int64 [nq, ef] and ``out_scores`` float32 [nq, ef] (-1 / -inf padded).
+    ``q8s``/``qscales`` are the int8 queries of the integer kinds (see
+    :func:`~glint.index.kernels.distances.score`).
 
     ``visited`` (uint16 [n]) and ``tag_state`` (int64 [1]) belong to the calling thread and
     persist across calls: each query takes the next tag, so the array is cleared only when
@@ -132,6 +147,8 @@ def _search_batch(
     fresh = np.empty(width, np.int64)
     for qi in range(queries.shape[0]):
         q = queries[qi]
+        q8 = q8s[qi]
+        qscale = qscales[qi]
         qsum = qsums[qi]
         qmu = qmus[qi]
         tag += 1
@@ -141,7 +158,7 @@ def _search_batch(
         tag_state[0] = tag
         # greedy descent through the upper layers
         node = entry
-        best = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, node)
+        best = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, node)
         for level in range(max_level, 0, -1):
             changed = True
             while changed:
@@ -153,7 +170,7 @@ def _search_batch(
                     nb = row[t]
                     if nb < 0:
                         break
-                    s = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, nb)
+                    s = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, nb)
                     if s > best:
                         best = s
                         node = nb
@@ -186,7 +203,7 @@ def _search_batch(
                 if t + _AHEAD < n_fresh:
                     prefetch_vector(kind, fdata, hdata, codes, fresh[t + _AHEAD])
                 nb = fresh[t]
-                s = score(kind, l2, q, qsum, qmu, fdata, hdata, codes, lut, nb)
+                s = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, nb)
                 if n_res < ef:
                     n_res = _push_min(res_keys, res_vals, n_res, s, nb)
                 elif s > res_keys[0]:
@@ -257,11 +274,11 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba t
     # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
     def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, qsums, qmus, fdata, hdata, codes, lut, layer0, levels, upper_offsets, upper,
-        entry, max_level, ef, out_ids, out_scores, visited, tag_state,
+        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, layer0, levels,
+        upper_offsets, upper, entry, max_level, ef, out_ids, out_scores, visited, tag_state,
     ):
         _search_batch(
-            queries, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0, levels,
+            queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0, levels,
             upper_offsets, upper, entry, max_level, ef, out_ids, out_scores, visited, tag_state,
         )
     # fmt: on
@@ -270,12 +287,14 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba t
 
 
 _SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
+if HAS_VNNI:  # inner products only: see glint.index.vecstore.VectorStore.search_kind
+    _SPECIALISED.update({(k, False): _specialise(k, False) for k in (LVQ8_INT, LVQ4_INT)})
 
 
-def search_batch(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
+def search_batch(queries, q8s, qscales, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Beam-search every query with the kernel specialised for the storage ``kind`` and
     metric; arguments as :func:`_search_batch`."""
-    _SPECIALISED[(int(kind), bool(l2))](queries, qsums, qmus, *rest)
+    _SPECIALISED[(int(kind), bool(l2))](queries, q8s, qscales, qsums, qmus, *rest)
 
 
 def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time

@@ -19,6 +19,8 @@ _AHEAD = 6
 @njit(inline="always", nogil=True, fastmath=True)
 def _rescore(
     queries: np.ndarray,
+    q8s: np.ndarray,
+    qscales: np.ndarray,
     qsums: np.ndarray,
     qmus: np.ndarray,
     kind: int,
@@ -49,7 +51,10 @@ def _rescore(
             if i < 0:
                 buf[t] = -np.inf
             else:
-                buf[t] = score(kind, l2, q, qsums[qi], qmus[qi], fdata, hdata, codes, lut, i)
+                buf[t] = score(
+                    kind, l2, q, q8s[qi], qscales[qi], qsums[qi], qmus[qi], fdata, hdata, codes,
+                    lut, i,
+                )  # fmt: skip
         order = np.argsort(-buf)
         for pos in range(k):
             if pos < width and row[order[pos]] >= 0:
@@ -66,11 +71,12 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba t
 
     @njit(cache=True, nogil=True, fastmath=True)
     def rescore(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, qsums, qmus, fdata, hdata, codes, lut, cand, out_ids, out_scores
+        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, cand, out_ids, out_scores
     ):
         _rescore(
-            queries, qsums, qmus, kind, l2, fdata, hdata, codes, lut, cand, out_ids, out_scores
-        )
+            queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, cand, out_ids,
+            out_scores,
+        )  # fmt: skip
 
     return rescore
 
@@ -78,7 +84,7 @@ def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba t
 _SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
 
 
-def rescore(queries, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
+def rescore(queries, q8s, qscales, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
     """Re-score candidates with the kernel specialised for ``kind`` and the metric; arguments
     as :func:`_rescore`."""
-    _SPECIALISED[(int(kind), bool(l2))](queries, qsums, qmus, *rest)
+    _SPECIALISED[(int(kind), bool(l2))](queries, q8s, qscales, qsums, qmus, *rest)

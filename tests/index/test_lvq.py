@@ -92,6 +92,8 @@ def test_kernel_matches_decode_then_score(storage: str, metric: str, dim: int) -
                 kind,
                 metric == "l2",
                 prepared.q[qi],
+                prepared.q8[qi],
+                prepared.qscale[qi],
                 prepared.qsum[qi],
                 prepared.qmu[qi],
                 fdata,

@@ -1,0 +1,123 @@
+"""Integer dot products of LVQ codes with an 8-bit query, on AVX-512 VNNI.
+
+numba (LLVM) does not turn a plain ``uint8 × int8`` loop into VNNI instructions: it widens
+every element to 32 bits (``python -m glint.bench.vnni`` shows the machine code and the cost).
+These intrinsics call ``vpdpbusd`` directly (as :mod:`.prefetch` calls ``llvm.prefetch``): one
+instruction multiplies 64 unsigned code bytes by 64 signed query bytes and adds them, in groups
+of four, into sixteen 32-bit sums. Sums cannot overflow: 255 · 127 · 4 per lane and block, far
+below 2^31 for any dimension an index accepts.
+
+Only whole 64-byte blocks go through VNNI; callers add the tail (``nb % 64`` bytes) in plain
+code, so no read passes the end of a record. :data:`HAS_VNNI` says whether this CPU has the
+instruction; without it (or with ``GLINT_NO_VNNI=1`` set) the index keeps the float kernels,
+which give the same rankings to within the query's 8-bit rounding.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import llvmlite.binding as llvm
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["BLOCK", "HAS_VNNI", "dot_u4_i8", "dot_u8_i8"]
+
+#: Bytes one ``vpdpbusd`` reads from each operand.
+BLOCK = 64
+
+
+def _host_has_vnni() -> bool:
+    if os.environ.get("GLINT_NO_VNNI", "") not in ("", "0"):
+        return False
+    features = llvm.get_host_cpu_features()
+    return bool(features.get("avx512vnni", False) and features.get("avx512bw", False))
+
+
+#: Whether the search kernels use the VNNI integer path on this machine.
+HAS_VNNI = _host_has_vnni()
+
+_I8, _I32 = ir.IntType(8), ir.IntType(32)
+_LANES = ir.VectorType(_I32, 16)
+_BYTES = ir.VectorType(_I8, BLOCK)
+
+
+def _vpdpbusd(builder: Any) -> Any:
+    return cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]  # numba is untyped
+        builder.module,
+        ir.FunctionType(_LANES, [_LANES, _LANES, _LANES]),
+        "llvm.x86.avx512.vpdpbusd.512",
+    )
+
+
+def _reduce(builder: Any, total: Any) -> Any:
+    add = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]  # numba is untyped
+        builder.module, ir.FunctionType(_I32, [_LANES]), "llvm.vector.reduce.add.v16i32"
+    )
+    return builder.call(add, [builder.load(total)])
+
+
+def _block_pointer(context: Any, builder: Any, array_type: Any, value: Any) -> Any:
+    data = context.make_array(array_type)(context, builder, value).data
+    return builder.bitcast(data, _BYTES.as_pointer())
+
+
+def _load(builder: Any, pointer: Any, index: Any) -> Any:
+    return builder.load(builder.gep(pointer, [index]), align=1)
+
+
+@intrinsic
+def dot_u8_i8(typingctx, codes, query, blocks):  # type: ignore[no-untyped-def]  # numba types these at compile time
+    """Σ codes[j] · query[j] over the first ``64 · blocks`` bytes, as int32 (codes uint8,
+    query int8, both 1-D and contiguous)."""
+    sig = types.int32(codes, query, blocks)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        pa = _block_pointer(context, builder, signature.args[0], args[0])
+        pb = _block_pointer(context, builder, signature.args[1], args[1])
+        vpdpbusd = _vpdpbusd(builder)
+        zero = ir.Constant(_LANES, None)
+        total = cgutils.alloca_once_value(builder, zero)  # type: ignore[no-untyped-call]
+        count = context.cast(builder, args[2], signature.args[2], types.intp)
+        with cgutils.for_range(builder, count) as loop:
+            va = builder.bitcast(_load(builder, pa, loop.index), _LANES)
+            vb = builder.bitcast(_load(builder, pb, loop.index), _LANES)
+            builder.store(builder.call(vpdpbusd, [builder.load(total), va, vb]), total)
+        return _reduce(builder, total)
+
+    return sig, codegen
+
+
+@intrinsic
+def dot_u4_i8(typingctx, codes, query, blocks, half):  # type: ignore[no-untyped-def]  # numba types these at compile time
+    """The 4-bit form: byte ``t`` of ``codes`` holds dimension ``t`` (low nibble) and ``t +
+    half`` (high nibble), and ``query`` holds the low dimensions' bytes at ``[0, half)`` and
+    the high ones' at ``[half, 2 · half)``. Sums over the first ``64 · blocks`` code bytes."""
+    sig = types.int32(codes, query, blocks, half)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        pa = _block_pointer(context, builder, signature.args[0], args[0])
+        query_bytes = context.make_array(signature.args[1])(context, builder, args[1]).data
+        offset = context.cast(builder, args[3], signature.args[3], types.intp)
+        p_low = builder.bitcast(query_bytes, _BYTES.as_pointer())
+        p_high = builder.bitcast(builder.gep(query_bytes, [offset]), _BYTES.as_pointer())
+        vpdpbusd = _vpdpbusd(builder)
+        nibble = ir.Constant(_BYTES, [15] * BLOCK)
+        four = ir.Constant(_BYTES, [4] * BLOCK)
+        zero = ir.Constant(_LANES, None)
+        total = cgutils.alloca_once_value(builder, zero)  # type: ignore[no-untyped-call]
+        count = context.cast(builder, args[2], signature.args[2], types.intp)
+        with cgutils.for_range(builder, count) as loop:
+            packed = _load(builder, pa, loop.index)
+            low = builder.bitcast(builder.and_(packed, nibble), _LANES)
+            high = builder.bitcast(builder.lshr(packed, four), _LANES)
+            q_low = builder.bitcast(_load(builder, p_low, loop.index), _LANES)
+            q_high = builder.bitcast(_load(builder, p_high, loop.index), _LANES)
+            acc = builder.call(vpdpbusd, [builder.load(total), low, q_low])
+            builder.store(builder.call(vpdpbusd, [acc, high, q_high]), total)
+        return _reduce(builder, total)
+
+    return sig, codegen
