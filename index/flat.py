@@ -17,6 +17,7 @@ import numpy as np
 from .base import Index, IndexMeta
 from .config import IndexConfig, SearchParams
 from .errors import FormatError
+from .kernels.scan import FEW_QUERIES, dot_codes, dot_rows
 from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
@@ -34,12 +35,17 @@ def _search_chunk(
     queries: np.ndarray, vectors: np.ndarray, sq_norms: np.ndarray | None, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     top = TopK(queries.shape[0], k)
+    few = queries.shape[0] <= FEW_QUERIES and vectors.dtype == np.float32
     q_sq = None if sq_norms is None else np.einsum("ij,ij->i", queries, queries)[:, None]
     for start in range(0, vectors.shape[0], ROW_BLOCK):
         block = np.asarray(vectors[start : start + ROW_BLOCK], dtype=np.float32)
         # huge finite inputs overflow to inf (or inf - inf = nan): the caller refuses them
         with np.errstate(over="ignore", invalid="ignore"):
-            scores = queries @ block.T
+            if few:
+                scores = np.empty((queries.shape[0], block.shape[0]), np.float32)
+                dot_rows(queries, block, scores)
+            else:
+                scores = queries @ block.T
             if sq_norms is not None:
                 # negated squared distance: 2<q,x> - |x|^2 - |q|^2
                 scores *= 2.0
@@ -83,11 +89,17 @@ def _over_chunks(
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _lvq8_constants(records: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's Δ and bias [b] (float32)."""
+    consts = np.ascontiguousarray(np.asarray(records)[:, dim : dim + 4]).view("<f2")
+    consts = consts.astype(np.float32)
+    return consts[:, 0], consts[:, 1]
+
+
 def _lvq8_block(records: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Codes as float32 [b, d], and each row's Δ and bias [b] (float32)."""
-    rec = np.asarray(records)
-    consts = np.ascontiguousarray(rec[:, dim : dim + 4]).view("<f2").astype(np.float32)
-    return rec[:, :dim].astype(np.float32), consts[:, 0], consts[:, 1]
+    delta, low = _lvq8_constants(records, dim)
+    return np.asarray(records)[:, :dim].astype(np.float32), delta, low
 
 
 def lvq8_sq_norms(store: VectorStore) -> np.ndarray:
@@ -111,10 +123,19 @@ def _lvq8_chunk(
     qsum = q.sum(axis=1, dtype=np.float32)[:, None]
     q_sq = np.einsum("ij,ij->i", q, q)[:, None] if l2 else None
     q_mu = None if l2 else (queries @ store.mean)[:, None]
+    few = queries.shape[0] <= FEW_QUERIES
     for start in range(0, store.codes.shape[0], ROW_BLOCK):
-        codes, delta, low = _lvq8_block(store.codes[start : start + ROW_BLOCK], store.dim)
+        records = store.codes[start : start + ROW_BLOCK]
         with np.errstate(over="ignore", invalid="ignore"):  # as in _search_chunk
-            scores = q @ codes.T
+            if few:  # the codes as they are, not converted to a float32 block first
+                delta, low = _lvq8_constants(records, store.dim)
+                scores = np.empty((q.shape[0], records.shape[0]), np.float32)
+                dot_codes(
+                    np.ascontiguousarray(q, np.float32), np.asarray(records), store.dim, scores
+                )
+            else:
+                codes, delta, low = _lvq8_block(records, store.dim)
+                scores = q @ codes.T
             scores *= delta
             scores += qsum * low
             if sq_norms is not None:  # negated squared distance: 2<q', x'> - |x'|^2 - |q'|^2

@@ -27,6 +27,19 @@ def test_flat_matches_brute_force(data, metric: str, storage: str) -> None:
     assert np.all(steps <= 1e-6) if metric != "l2" else np.all(steps >= -1e-6)
 
 
+@pytest.mark.parametrize("metric", ["ip", "cos", "l2"])
+@pytest.mark.parametrize("storage", ["f32", "f16", "lvq8"])
+def test_one_query_answers_as_in_a_batch(data, metric: str, storage: str) -> None:
+    # a few queries are scored by compiled loops, a batch by BLAS: the answers must agree
+    base, queries = data(20000, 40, seed=5), data(12, 40, seed=6)  # two row blocks
+    index = build_index(base, f"flat:storage={storage}", metric)
+    batch = index.search(queries, k=7)
+    for i in (0, 5, 11):
+        one = index.search(queries[i], k=7)
+        np.testing.assert_array_equal(one.ids[0], batch.ids[i])
+        np.testing.assert_allclose(one.scores[0], batch.scores[i], rtol=1e-5, atol=1e-5)
+
+
 def test_scores_are_true_scores(data) -> None:
     base, queries = data(500, 16, seed=3), data(5, 16, seed=4)
     ids, scores = build_index(base, "flat", "l2").search(queries, k=3)
