@@ -46,7 +46,7 @@ def _search_chunk(
                 dot_rows(queries, block, scores)
             else:
                 scores = queries @ block.T
-            if sq_norms is not None:
+            if sq_norms is not None and q_sq is not None:
                 # negated squared distance: 2<q,x> - |x|^2 - |q|^2
                 scores *= 2.0
                 scores -= sq_norms[start : start + ROW_BLOCK]

@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
@@ -31,8 +30,7 @@ _NO_U16 = np.zeros((1, 1), np.uint16)
 _NO_U8 = np.zeros((1, 5), np.uint8)
 
 
-@dataclass(frozen=True)
-class PreparedQueries:
+class PreparedQueries(NamedTuple):
     """Kernel-ready queries: ``q`` float32 [nq, dq] and per-query ``qsum``/``qmu``; for the
     integer kinds also ``q8`` int8 [nq, w] with ``q ≈ qscale · q8`` (else [nq, 1] zeros)."""
 
