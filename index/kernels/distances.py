@@ -195,6 +195,29 @@ def prefetch_vector(
 
 
 @njit(inline="always", fastmath=True, nogil=True)
+def _dot_u8(q: np.ndarray, codes: np.ndarray) -> np.float32:
+    """Σ q[j] · codes[j] over ``codes``' length (byte codes in dimension order)."""
+    s = np.float32(0.0)
+    for j in range(codes.shape[0]):
+        s += q[j] * np.float32(codes[j])
+    return s
+
+
+@njit(inline="always", fastmath=True, nogil=True)
+def _dot_u4(q: np.ndarray, packed: np.ndarray) -> np.float32:
+    """Σ q[j] · c_j for split-nibble codes: byte t holds dimension t (low nibble) and
+    t + len(packed) (high nibble); ``q`` may be shorter than 2·len(packed) (odd d)."""
+    q_high = q[packed.shape[0] :]
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    for t in range(packed.shape[0]):
+        s0 += q[t] * np.float32(packed[t] & np.uint8(15))
+    for t in range(q_high.shape[0]):
+        s1 += q_high[t] * np.float32(packed[t] >> np.uint8(4))
+    return s0 + s1
+
+
+@njit(inline="always", fastmath=True, nogil=True)
 def residual_score(
     l2: bool,
     q: np.ndarray,
@@ -208,7 +231,11 @@ def residual_score(
     i: int,
 ) -> float:
     """Score against the two-level reconstruction l + Δc + Δ(r / (2^B2 - 1) - 1/2), for a
-    4-bit primary level (the residual storages are lvq4x4 and lvq4x8)."""
+    4-bit primary level (the residual storages are lvq4x4 and lvq4x8).
+
+    For inner products it is Δ·<q, c> + step·<q, r> + (l - Δ/2)·Σq + <q, μ>: two plain dot
+    products of the query with byte codes, which vectorise. 8-bit residuals are in dimension
+    order, 4-bit ones in the primary codes' split-nibble layout."""
     rec = codes[i]
     nb = rec.shape[0] - 4
     delta = _half(rec, nb, lut)
@@ -217,30 +244,22 @@ def residual_score(
     base = low - delta * np.float32(0.5)
     primary = rec[:nb]
     res = residual[i]
+    if not l2:
+        fine = _dot_u8(q, res[: q.shape[0]]) if residual_bits == 8 else _dot_u4(q, res)
+        return delta * _dot_u4(q, primary) + step * fine + base * qsum + qmu
     q_high = q[nb:]
     mask = np.uint8(15)
     shift = np.uint8(4)
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
-    # dimensions [0, nb): low nibbles; [nb, d): high nibbles. 8-bit residuals are in order,
-    # 4-bit ones use the same split layout as the primary codes.
+    # dimensions [0, nb): low nibbles; [nb, d): high nibbles
     for t in range(primary.shape[0]):
         c2 = np.float32(res[t]) if residual_bits == 8 else np.float32(res[t] & mask)
-        x = base + delta * np.float32(primary[t] & mask) + step * c2
-        if l2:
-            diff = q[t] - x
-            s0 += diff * diff
-        else:
-            s0 += q[t] * x
+        diff = q[t] - (base + delta * np.float32(primary[t] & mask) + step * c2)
+        s0 += diff * diff
     res_high = res[nb:] if residual_bits == 8 else res
     for t in range(q_high.shape[0]):
         c2 = np.float32(res_high[t]) if residual_bits == 8 else np.float32(res_high[t] >> shift)
-        x = base + delta * np.float32(primary[t] >> shift) + step * c2
-        if l2:
-            diff = q_high[t] - x
-            s1 += diff * diff
-        else:
-            s1 += q_high[t] * x
-    if l2:
-        return -(s0 + s1)
-    return s0 + s1 + qmu
+        diff = q_high[t] - (base + delta * np.float32(primary[t] >> shift) + step * c2)
+        s1 += diff * diff
+    return -(s0 + s1)

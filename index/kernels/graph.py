@@ -248,6 +248,11 @@ def _rerank_residual(
     for qi in range(queries.shape[0]):
         q = queries[qi]
         count = 0
+        # the residual rows were not read by the search: start loading them all at once
+        for pos in range(depth):
+            if cand_ids[qi, pos] < 0:
+                break
+            prefetch_row(residual, cand_ids[qi, pos])
         for pos in range(depth):
             i = cand_ids[qi, pos]
             if i < 0:
