@@ -19,8 +19,7 @@ from pydantic import Field
 from .base import Index, IndexMeta
 from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
-from .kernels.graph import rerank_residual, search_batch
-from .kernels.rescore import rescore
+from .kernels.graph import graph_search
 from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
@@ -221,46 +220,39 @@ class HNSWIndex(Index[HNSWSearchParams]):
     def _search(
         self, queries: np.ndarray, k: int, params: HNSWSearchParams, threads: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        depth = max(params.rerank or params.ef_search, k) if self.store.has_residual else 0
+        residual_bits = self.store.residual_bits
+        depth = max(params.rerank or params.ef_search, k) if residual_bits else 0
         ef = max(params.ef_search, k, depth)
         kind, fdata, hdata, codes, lut = self._store_args
         search_kind = self._search_kind
-        prepared = self.store.prepare(queries, self.metric, search_kind)
+        p = self.store.prepare(queries, self.metric, search_kind)
         nq = queries.shape[0]
         ids = np.empty((nq, ef), np.int64)
         scores = np.empty((nq, ef), np.float32)
         # the integer kernels rank with an 8-bit query: without a residual level, the beam's
         # results are scored again on the float query so that scores and order are exact
-        rescored = search_kind != kind and not depth
+        rescored = search_kind != kind and not residual_bits
+        final_kind = kind if residual_bits or rescored else -1
         out_ids = np.empty((nq, k), np.int64) if rescored else ids
         out_scores = np.empty((nq, k), np.float32) if rescored else scores
         l2 = self.metric == "l2"
-        graph_args = self._graph_args
-        residual = self._residual
-        p = prepared
+        store_args = (fdata, hdata, codes, lut, self._residual)
 
         def run(span: tuple[int, int]) -> None:
             a, b = span
             visited, tag_state = self._visited_set()
             # fmt: off
-            search_batch(
+            graph_search(
                 p.q[a:b], p.q8[a:b], p.qscale[a:b], p.qsum[a:b], p.qmu[a:b], search_kind, l2,
-                fdata, hdata, codes, lut, *graph_args, ef, ids[a:b], scores[a:b], visited,
-                tag_state,
+                residual_bits, final_kind, *store_args, *self._graph_args, ef, depth, ids[a:b],
+                scores[a:b], out_ids[a:b], out_scores[a:b], visited, tag_state,
             )
-            if depth:
-                rerank_residual(
-                    p.q[a:b], p.qsum[a:b], p.qmu[a:b], l2, kind, codes, residual,
-                    self.store.residual_bits, lut, ids[a:b], scores[a:b], depth,
-                )
-            elif rescored:
-                rescore(
-                    p.q[a:b], p.q8[a:b], p.qscale[a:b], p.qsum[a:b], p.qmu[a:b], kind, l2, fdata,
-                    hdata, codes, lut, ids[a:b], out_ids[a:b], out_scores[a:b],
-                )
             # fmt: on
 
-        run_spans(nq, threads, run)
+        if nq == 1 or threads == 1:
+            run((0, nq))  # no thread hop for one query
+        else:
+            run_spans(nq, threads, run)
         return out_ids[:, :k], out_scores[:, :k]
 
     def _arrays(self) -> Sequence[np.ndarray]:

@@ -10,22 +10,18 @@ queries. Every function here releases the GIL; batches are split across Python t
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
 from .distances import (
-    F16,
-    F32,
-    LVQ4,
-    LVQ4_INT,
-    LVQ8,
-    LVQ8_INT,
     prefetch_vector,
     residual_score,
     score,
 )
-from .intdot import HAS_VNNI
 from .prefetch import prefetch_row
+from .rescore import _rescore
 
 _AHEAD = 8  # neighbours prefetched ahead of the one being scored
 
@@ -268,85 +264,51 @@ def _rerank_residual(
         cand_scores[qi, :count] = scores
 
 
-def _specialise(kind: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time
-    """``_search_batch`` with ``kind`` and ``l2`` fixed at compile time.
+@functools.cache
+def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # type: ignore[no-untyped-def]  # numba types these at compile time
+    """One compiled search for a storage ``kind`` and metric, then its finish: a re-rank on the
+    residual level (``residual_bits`` 4 or 8), or a re-score of the beam with the float kernel
+    ``final_kind`` (for the integer kinds without a residual; -1: none).
 
-    Each storage kind and metric gets its own machine code with only its distance kernel in the
-    hot loop; with a run-time ``kind`` all four kernels sit in the loop and search runs at about
-    half the speed.
+    Everything is fixed at compile time: each storage and metric gets its own machine code with
+    only its distance kernel in the hot loop (with a run-time ``kind`` all of them sit in the
+    loop and search runs at about half the speed), and one query pays one call into compiled
+    code, not one per stage.
     """
 
     # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
     def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, layer0, levels,
-        upper_offsets, upper, entry, max_level, ef, out_ids, out_scores, visited, tag_state,
+        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, residual, layer0, levels,
+        upper_offsets, upper, entry, max_level, ef, depth, ids, scores, out_ids, out_scores,
+        visited, tag_state,
     ):
         _search_batch(
             queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0, levels,
-            upper_offsets, upper, entry, max_level, ef, out_ids, out_scores, visited, tag_state,
+            upper_offsets, upper, entry, max_level, ef, ids, scores, visited, tag_state,
         )
+        if residual_bits:
+            _rerank_residual(
+                queries, qsums, qmus, l2, final_kind, codes, residual, residual_bits, lut, ids,
+                scores, depth,
+            )
+        elif final_kind >= 0:
+            _rescore(
+                queries, q8s, qscales, qsums, qmus, final_kind, l2, fdata, hdata, codes, lut, ids,
+                out_ids, out_scores,
+            )
     # fmt: on
 
     return search
 
 
-_SPECIALISED = {(k, l2): _specialise(k, l2) for k in (F32, F16, LVQ8, LVQ4) for l2 in (False, True)}
-if HAS_VNNI:  # inner products only: see glint.index.vecstore.VectorStore.search_kind
-    _SPECIALISED.update({(k, False): _specialise(k, False) for k in (LVQ8_INT, LVQ4_INT)})
-
-
-def search_batch(queries, q8s, qscales, qsums, qmus, kind, l2, *rest) -> None:  # type: ignore[no-untyped-def]  # numba types these at compile time
-    """Beam-search every query with the kernel specialised for the storage ``kind`` and
-    metric; arguments as :func:`_search_batch`."""
-    _SPECIALISED[(int(kind), bool(l2))](queries, q8s, qscales, qsums, qmus, *rest)
-
-
-def _specialise_rerank(residual_bits: int, l2: bool):  # type: ignore[no-untyped-def]  # numba types these at compile time
-    """``rerank_residual`` with the residual width and metric fixed at compile time, so the
-    branches inside the per-dimension loops fold away and the loops vectorise."""
-
-    @njit(cache=True, nogil=True, fastmath=True)
-    def rerank(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, qsums, qmus, primary_kind, codes, residual, lut, cand_ids, cand_scores, depth
-    ):
-        _rerank_residual(
-            queries,
-            qsums,
-            qmus,
-            l2,
-            primary_kind,
-            codes,
-            residual,
-            residual_bits,
-            lut,
-            cand_ids,
-            cand_scores,
-            depth,
-        )
-
-    return rerank
-
-
-_RERANKERS = {(b, l2): _specialise_rerank(b, l2) for b in (4, 8) for l2 in (False, True)}
-
-
-def rerank_residual(  # type: ignore[no-untyped-def]  # numba types these at compile time
-    queries,
-    qsums,
-    qmus,
-    l2,
-    primary_kind,
-    codes,
-    residual,
-    residual_bits,
-    lut,
-    cand_ids,
-    cand_scores,
-    depth,
+def graph_search(  # type: ignore[no-untyped-def]  # numba types these at compile time
+    queries, q8s, qscales, qsums, qmus, kind, l2, residual_bits, final_kind, *rest
 ) -> None:
-    """Re-score the first ``depth`` candidates of every query with the residual level and
-    re-sort them in place (see :func:`_rerank_residual`)."""
-    _RERANKERS[(int(residual_bits), bool(l2))](
-        queries, qsums, qmus, primary_kind, codes, residual, lut, cand_ids, cand_scores, depth
-    )
+    """Beam-search every query with the kernel specialised for the storage ``kind`` and metric,
+    then finish as :func:`_specialise` says. ``rest``: fdata, hdata, codes, lut, residual,
+    layer0, levels, upper_offsets, upper, entry, max_level, ef, depth, ids, scores [nq, ef]
+    (the beam, re-ranked in place), out_ids, out_scores [nq, k] (written by a re-score only),
+    visited, tag_state (see :func:`_search_batch`)."""
+    search = _specialise(int(kind), bool(l2), int(residual_bits), int(final_kind))
+    search(queries, q8s, qscales, qsums, qmus, *rest)
