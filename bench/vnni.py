@@ -11,8 +11,8 @@
   ``llvm.prefetch``).
 
 Rows are read at random (as a graph search does) and from a small hot set (cached). A
-development probe for docs/design-lvq-hnsw.md, not part of the index: the kernels do not use
-VNNI yet. Needs a CPU with ``avx512_vnni`` (it says so and stops otherwise).
+development probe for docs/design-lvq-hnsw.md; the index's own VNNI kernels are in
+``index/kernels/intdot.py``. Needs a CPU with ``avx512_vnni`` (it says so and stops otherwise).
 """
 
 from __future__ import annotations

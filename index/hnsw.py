@@ -34,7 +34,14 @@ _ADD_CHUNK = 16384
 
 
 class Graph:
-    """HNSW adjacency as arrays (see :mod:`glint.index.kernels.graph` for the layout)."""
+    """HNSW adjacency as arrays (see :mod:`glint.index.kernels.graph` for the layout).
+
+    On disk, every node has a top layer (``graph_levels.npy``) and an offset into the upper
+    layers' rows (``graph_upper_offsets.npy``, int64 [n + 1]). In memory only the nodes that
+    reach layer 1 (about 1 in m) keep theirs: ``upper_nodes`` (sorted ids), ``upper_levels``
+    and ``upper_starts``. That saves the 9 bytes per vector the two full arrays cost, most of
+    what glint's graph held beyond SVS's flat Vamana graph.
+    """
 
     FILES = (
         "graph_layer0.npy",
@@ -47,24 +54,57 @@ class Graph:
     def __init__(
         self,
         layer0: np.ndarray,
-        levels: np.ndarray,
-        upper_offsets: np.ndarray,
+        upper_nodes: np.ndarray,
+        upper_levels: np.ndarray,
+        upper_starts: np.ndarray,
         upper: np.ndarray,
         entry: int,
         max_level: int,
     ) -> None:
         self.layer0 = layer0
-        self.levels = levels
-        self.upper_offsets = upper_offsets
+        self.upper_nodes = upper_nodes
+        self.upper_levels = upper_levels
+        self.upper_starts = upper_starts
         self.upper = upper
         self.entry = entry
         self.max_level = max_level
 
+    @classmethod
+    def from_levels(
+        cls,
+        layer0: np.ndarray,
+        levels: np.ndarray,
+        upper_offsets: np.ndarray,
+        upper: np.ndarray,
+        entry: int,
+        max_level: int,
+    ) -> Graph:
+        """From the on-disk form: every node's top layer and upper-row offset."""
+        nodes = np.flatnonzero(levels > 0)
+        return cls(
+            layer0,
+            nodes.astype(np.int32),
+            np.ascontiguousarray(levels[nodes], dtype=np.int8),
+            np.ascontiguousarray(upper_offsets[nodes], dtype=np.int64),
+            upper,
+            entry,
+            max_level,
+        )
+
     def arrays(self) -> list[np.ndarray]:
-        return [self.layer0, self.levels, self.upper_offsets, self.upper]
+        return [self.layer0, self.upper_nodes, self.upper_levels, self.upper_starts, self.upper]
+
+    def disk_arrays(self) -> list[np.ndarray]:
+        """layer0, levels, upper_offsets, upper: the on-disk form."""
+        count = self.layer0.shape[0]
+        levels = np.zeros(count, np.int8)
+        levels[self.upper_nodes] = self.upper_levels
+        upper_offsets = np.zeros(count + 1, np.int64)
+        np.cumsum(levels, dtype=np.int64, out=upper_offsets[1:])
+        return [self.layer0, levels, upper_offsets, self.upper]
 
     def save(self, writer: IndexWriter) -> None:
-        for name, value in zip(self.FILES[:4], self.arrays(), strict=True):
+        for name, value in zip(self.FILES[:4], self.disk_arrays(), strict=True):
             writer.save_array(name, value)
         writer.save_array(self.FILES[4], np.array([self.entry, self.max_level], np.int64))
 
@@ -91,7 +131,19 @@ class Graph:
         entry, max_level = int(head[0]), int(head[1])
         if not 0 <= entry < count:
             raise FormatError(f"{reader.root}: damaged index, entry point {entry} out of range")
-        return cls(layer0, levels, upper_offsets, upper, entry, max_level)
+        # a node's upper rows follow the previous node's: offsets are the running sum of levels
+        steps = np.diff(upper_offsets)
+        if (
+            upper_offsets[0] != 0
+            or upper_offsets[-1] != upper.shape[0]
+            or levels.min(initial=0) < 0
+            or not np.array_equal(steps, levels)
+        ):
+            raise FormatError(
+                f"{reader.root}: damaged index, graph_upper_offsets.npy does not match "
+                "graph_levels.npy and graph_upper.npy"
+            )
+        return cls.from_levels(layer0, levels, upper_offsets, upper, entry, max_level)
 
 
 def build_graph(
@@ -128,7 +180,7 @@ def build_graph(
     layer = np.arange(len(nodes)) - upper_offsets[nodes] + 1  # 1..levels[node]
     starts = offsets[nodes] + cum[layer]
     upper = neighbors[starts[:, None] + np.arange(m)] if len(nodes) else np.zeros((0, m), np.int32)
-    return Graph(
+    return Graph.from_levels(
         np.ascontiguousarray(layer0, dtype=np.int32),
         levels.astype(np.int8),
         upper_offsets,
@@ -172,8 +224,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
         self._residual = store.residual_array()
         self._graph_args = (
             np.asarray(graph.layer0),
-            np.asarray(graph.levels),
-            np.asarray(graph.upper_offsets),
+            graph.upper_nodes,
+            graph.upper_levels,
+            graph.upper_starts,
             np.asarray(graph.upper),
             graph.entry,
             graph.max_level,

@@ -1,10 +1,11 @@
 """HNSW search over any storage kind: greedy descent on the upper layers, then a beam search
 of width ``ef`` on layer 0, then optional re-scoring with the residual level.
 
-Graph arrays (see :mod:`glint.index.hnsw`): ``layer0`` int32 [n, 2m] (-1 padded);
-``levels`` int8 [n] (a node's top layer); ``upper_offsets`` int64 [n + 1] and ``upper``
-int32 [rows, m]: the neighbours of node ``i`` on layer ``l >= 1`` are
-``upper[upper_offsets[i] + l - 1]``. The visited set is a uint16 tag array reused across
+Graph arrays (see :class:`glint.index.hnsw.Graph`): ``layer0`` int32 [n, 2m] (-1 padded);
+the nodes on layer 1 and above, ``upper_nodes`` int32 [u] (sorted), with their top layer
+``upper_levels`` int8 [u] and first row ``upper_starts`` int64 [u] in ``upper`` int32
+[rows, m]: the neighbours of ``upper_nodes[c]`` on layer ``l >= 1`` are
+``upper[upper_starts[c] + l - 1]``. The visited set is a uint16 tag array reused across
 queries. Every function here releases the GIL; batches are split across Python threads.
 """
 
@@ -113,8 +114,9 @@ def _search_batch(
     codes: np.ndarray,
     lut: np.ndarray,
     layer0: np.ndarray,
-    levels: np.ndarray,
-    upper_offsets: np.ndarray,
+    upper_nodes: np.ndarray,
+    upper_levels: np.ndarray,
+    upper_starts: np.ndarray,
     upper: np.ndarray,
     entry: int,
     max_level: int,
@@ -159,9 +161,12 @@ def _search_batch(
             changed = True
             while changed:
                 changed = False
-                if levels[node] < level:
+                slot = np.searchsorted(upper_nodes, node)
+                if slot == upper_nodes.shape[0] or upper_nodes[slot] != node:
                     break
-                row = upper[upper_offsets[node] + level - 1]
+                if upper_levels[slot] < level:
+                    break
+                row = upper[upper_starts[slot] + level - 1]
                 for t in range(row.shape[0]):
                     nb = row[t]
                     if nb < 0:
@@ -279,13 +284,14 @@ def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # ty
     # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
     def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, residual, layer0, levels,
-        upper_offsets, upper, entry, max_level, ef, depth, ids, scores, out_ids, out_scores,
-        visited, tag_state,
+        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, residual, layer0,
+        upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, depth, ids, scores,
+        out_ids, out_scores, visited, tag_state,
     ):
         _search_batch(
-            queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0, levels,
-            upper_offsets, upper, entry, max_level, ef, ids, scores, visited, tag_state,
+            queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
+            upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, ids, scores,
+            visited, tag_state,
         )
         if residual_bits:
             _rerank_residual(
@@ -307,8 +313,8 @@ def graph_search(  # type: ignore[no-untyped-def]  # numba types these at compil
 ) -> None:
     """Beam-search every query with the kernel specialised for the storage ``kind`` and metric,
     then finish as :func:`_specialise` says. ``rest``: fdata, hdata, codes, lut, residual,
-    layer0, levels, upper_offsets, upper, entry, max_level, ef, depth, ids, scores [nq, ef]
-    (the beam, re-ranked in place), out_ids, out_scores [nq, k] (written by a re-score only),
-    visited, tag_state (see :func:`_search_batch`)."""
+    layer0, upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, depth, ids,
+    scores [nq, ef] (the beam, re-ranked in place), out_ids, out_scores [nq, k] (written by a
+    re-score only), visited, tag_state (see :func:`_search_batch`)."""
     search = _specialise(int(kind), bool(l2), int(residual_bits), int(final_kind))
     search(queries, q8s, qscales, qsums, qmus, *rest)

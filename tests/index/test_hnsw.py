@@ -85,6 +85,43 @@ def test_round_trip_and_memory_map(tmp_path: Path, dataset) -> None:
     assert manifest["spec"] == "hnsw:m=16,ef_construction=100,storage=lvq4x4"
 
 
+def test_upper_layers_kept_compact_and_saved_as_before(tmp_path: Path, dataset) -> None:
+    index = build_index(dataset["base"], f"{SPEC},storage=lvq4", "l2", threads=2)
+    graph = index.graph
+    count, m = index.count, 16
+    # in memory: only the nodes above layer 0, sorted, with their rows
+    assert graph.upper_nodes.dtype == np.int32 and np.all(np.diff(graph.upper_nodes) > 0)
+    assert 0 < len(graph.upper_nodes) < count / 4
+    assert graph.upper_levels.min() >= 1 and graph.upper_levels.max() == graph.max_level
+    _, levels, offsets, upper = graph.disk_arrays()
+    assert np.array_equal(np.flatnonzero(levels), graph.upper_nodes)
+    assert offsets[-1] == len(upper) == int(graph.upper_levels.sum())
+    held = sum(a.nbytes for a in graph.arrays())
+    assert held < sum(a.nbytes for a in graph.disk_arrays()) - 8 * count  # no [n] offsets
+    index.save(tmp_path / "ix")
+    for name, array in zip(graph.FILES[:4], graph.disk_arrays(), strict=True):
+        np.testing.assert_array_equal(np.load(tmp_path / "ix" / name), array)
+    loaded = load_index(tmp_path / "ix")
+    before = index.search(dataset["queries"], k=10, ef_search=40)
+    after = loaded.search(dataset["queries"], k=10, ef_search=40)
+    np.testing.assert_array_equal(before.ids, after.ids)
+    # offsets that do not follow the levels are a damaged index, named as such
+    broken = offsets.copy()
+    broken[1:] += 1
+    np.save(tmp_path / "broken.npy", broken)
+    from glint.index import FormatError
+    from glint.index.storage import IndexReader
+
+    class Swapped(IndexReader):
+        def load_array(self, name: str) -> np.ndarray:
+            if name == "graph_upper_offsets.npy":
+                return np.load(tmp_path / "broken.npy")
+            return super().load_array(name)
+
+    with pytest.raises(FormatError, match=r"graph_upper_offsets\.npy does not match"):
+        type(graph).load(Swapped(tmp_path / "ix"), count, m)
+
+
 @pytest.mark.slow
 def test_memory_is_a_fraction_of_float(dataset) -> None:
     base = dataset["base"]
