@@ -14,9 +14,26 @@ __all__ = ["TopK"]
 
 
 @njit(inline="always", nogil=True)
+def _worse(key_a: float, row_a: int, key_b: float, row_b: int) -> bool:
+    """Whether entry a ranks below entry b: padding (row -1) below any row, NaN above any
+    number (as NumPy sorts it, so a non-finite score stays visible to callers that refuse
+    it), then the smaller score, then, on equal scores, the larger row."""
+    if row_a < 0:
+        return row_b >= 0
+    if row_b < 0:
+        return False
+    nan_a, nan_b = key_a != key_a, key_b != key_b
+    if nan_a != nan_b:
+        return nan_b
+    if not nan_a and key_a != key_b:
+        return key_a < key_b
+    return row_a > row_b
+
+
+@njit(inline="always", nogil=True)
 def _sift_down(keys: np.ndarray, rows: np.ndarray, k: int) -> None:
-    """Restore the min-heap (smallest score at 0; on equal scores the larger row is smaller,
-    so it leaves first) after the root was replaced."""
+    """Restore the min-heap (the worst entry at 0, see :func:`_worse`) after the root was
+    replaced."""
     pos = 0
     key, row = keys[0], rows[0]
     while True:
@@ -24,11 +41,9 @@ def _sift_down(keys: np.ndarray, rows: np.ndarray, k: int) -> None:
         if child >= k:
             break
         other = child + 1
-        if other < k and (
-            keys[other] < keys[child] or (keys[other] == keys[child] and rows[other] > rows[child])
-        ):
+        if other < k and _worse(keys[other], rows[other], keys[child], rows[child]):
             child = other
-        if keys[child] < key or (keys[child] == key and rows[child] > row):
+        if _worse(keys[child], rows[child], key, row):
             keys[pos], rows[pos] = keys[child], rows[child]
             pos = child
         else:
@@ -39,16 +54,18 @@ def _sift_down(keys: np.ndarray, rows: np.ndarray, k: int) -> None:
 @njit(cache=True, nogil=True)
 def _push(block: np.ndarray, first_row: int, keys: np.ndarray, rows: np.ndarray) -> None:
     """Merge ``block`` [nq, nb] (columns are rows ``first_row...``) into the heaps ``keys`` /
-    ``rows`` [nq, k]. Rows arrive in increasing order, so a score equal to the heap's smallest
-    never displaces it: ties keep the smaller row. NaN scores never enter."""
+    ``rows`` [nq, k]. Any row displaces padding, whatever its score (-inf and NaN included);
+    rows arrive in increasing order, so a score equal to the heap's worst never displaces it:
+    ties keep the smaller row."""
     k = keys.shape[1]
     for qi in range(block.shape[0]):
         heap_keys, heap_rows = keys[qi], rows[qi]
         scores = block[qi]
         for j in range(scores.shape[0]):
             s = scores[j]
-            if s > heap_keys[0]:
-                heap_keys[0], heap_rows[0] = s, first_row + j
+            row = first_row + j
+            if _worse(heap_keys[0], heap_rows[0], s, row):
+                heap_keys[0], heap_rows[0] = s, row
                 _sift_down(heap_keys, heap_rows, k)
 
 

@@ -45,12 +45,44 @@ _LANES = ir.VectorType(_I32, 16)
 _BYTES = ir.VectorType(_I8, BLOCK)
 
 
+class _Portable:
+    """``vpdpbusd``'s arithmetic in plain LLVM vector code, for a compile target without VNNI
+    (the integer kinds are then never chosen, but code that names them must still compile:
+    LLVM aborts the process on an instruction the target lacks)."""
+
+    def __init__(self, builder: Any) -> None:
+        self.builder = builder
+        self.wide = ir.VectorType(_I32, BLOCK)
+
+    def __call__(self, args: list[Any]) -> Any:
+        b = self.builder
+        total, unsigned, signed = args
+        u = b.zext(b.bitcast(unsigned, _BYTES), self.wide)
+        v = b.sext(b.bitcast(signed, _BYTES), self.wide)
+        products = b.mul(u, v)
+        # sum groups of four adjacent products into the 16 lanes, as vpdpbusd does
+        lanes = [
+            b.shuffle_vector(
+                products,
+                products,
+                ir.Constant(ir.VectorType(_I32, 16), [4 * i + j for i in range(16)]),
+            )
+            for j in range(4)
+        ]
+        return b.add(total, b.add(b.add(lanes[0], lanes[1]), b.add(lanes[2], lanes[3])))
+
+
 def _vpdpbusd(builder: Any) -> Any:
-    return cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]  # numba is untyped
+    """A callable ``f([acc, unsigned, signed]) -> acc'`` emitting ``vpdpbusd`` (or its
+    portable arithmetic where the target has no VNNI)."""
+    if not HAS_VNNI:
+        return _Portable(builder)
+    function = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]  # numba is untyped
         builder.module,
         ir.FunctionType(_LANES, [_LANES, _LANES, _LANES]),
         "llvm.x86.avx512.vpdpbusd.512",
     )
+    return lambda args: builder.call(function, args)
 
 
 def _reduce(builder: Any, total: Any) -> Any:
@@ -85,7 +117,7 @@ def dot_u8_i8(typingctx, codes, query, blocks):  # type: ignore[no-untyped-def] 
         with cgutils.for_range(builder, count) as loop:
             va = builder.bitcast(_load(builder, pa, loop.index), _LANES)
             vb = builder.bitcast(_load(builder, pb, loop.index), _LANES)
-            builder.store(builder.call(vpdpbusd, [builder.load(total), va, vb]), total)
+            builder.store(vpdpbusd([builder.load(total), va, vb]), total)
         return _reduce(builder, total)
 
     return sig, codegen
@@ -116,8 +148,8 @@ def dot_u4_i8(typingctx, codes, query, blocks, half):  # type: ignore[no-untyped
             high = builder.bitcast(builder.lshr(packed, four), _LANES)
             q_low = builder.bitcast(_load(builder, p_low, loop.index), _LANES)
             q_high = builder.bitcast(_load(builder, p_high, loop.index), _LANES)
-            acc = builder.call(vpdpbusd, [builder.load(total), low, q_low])
-            builder.store(builder.call(vpdpbusd, [acc, high, q_high]), total)
+            acc = vpdpbusd([builder.load(total), low, q_low])
+            builder.store(vpdpbusd([acc, high, q_high]), total)
         return _reduce(builder, total)
 
     return sig, codegen

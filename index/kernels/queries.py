@@ -70,9 +70,10 @@ def lvq_query_terms(
         qmu[i] = m
         if not quantize:
             continue
-        scale = peak / np.float32(127.0) if peak > 0 else np.float32(1.0)
-        qscale[i] = scale
+        # in float64: the scale of a query of tiny values would underflow float32
+        inv = 127.0 / np.float64(peak) if peak > 0 else 1.0
+        qscale[i] = np.float32(1.0 / inv)
         out = q8[i]
         out[:] = 0
         for j in range(d):
-            out[j] = np.int8(np.rint(row[j] / scale))
+            out[j] = np.int8(min(127.0, max(-127.0, np.rint(row[j] * inv))))

@@ -167,3 +167,24 @@ def test_flat_f16_indices_of_glint_0_1_still_load(tmp_path: Path, data) -> None:
         found = index.search(queries, k=5)
         np.testing.assert_array_equal(found.ids, expected.ids)
         np.testing.assert_array_equal(found.scores, expected.scores)
+
+
+def test_top_k_keeps_rows_of_any_score_and_breaks_ties_by_row() -> None:
+    from glint.index.topk import TopK
+
+    top = TopK(2, 4)
+    block = np.array(
+        [[1.0, -np.inf, 1.0, np.nan, 0.5], [-np.inf, -np.inf, 2.0, 2.0, 2.0]], np.float32
+    )
+    top.push(block[:, :3], 0)
+    top.push(block[:, 3:], 3)
+    rows, scores = top.result()
+    # NaN is kept over any number (as NumPy's selection keeps it), so a caller that refuses
+    # non-finite scores sees it, and is listed last; ties go to the smaller row; -inf rows
+    # are kept over padding
+    assert rows[0].tolist() == [0, 2, 4, 3] and np.isnan(scores[0, 3])
+    assert rows[1].tolist() == [2, 3, 4, 0] and scores[1, 3] == -np.inf
+    wide = TopK(1, 5)
+    wide.push(np.array([[3.0, 1.0]], np.float32), 0)
+    rows, scores = wide.result()
+    assert rows[0].tolist() == [0, 1, -1, -1, -1] and np.isneginf(scores[0, 2:]).all()
