@@ -10,7 +10,8 @@ below 2^31 for any dimension an index accepts.
 Only whole 64-byte blocks go through VNNI; callers add the tail (``nb % 64`` bytes) in plain
 code, so no read passes the end of a record. :data:`HAS_VNNI` says whether this CPU has the
 instruction; without it (or with ``GLINT_NO_VNNI=1`` set) the index keeps the float kernels,
-which give the same rankings to within the query's 8-bit rounding.
+which give the same rankings to within the query's 8-bit rounding, and these intrinsics emit
+the same arithmetic as portable vector code, so that code naming them still compiles.
 """
 
 from __future__ import annotations
