@@ -137,4 +137,3 @@ def test_no_vnni_setting_keeps_the_float_kernels(tmp_path) -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["False", "True", "True", "True"]
-    assert LVQ4 != LVQ4_INT
