@@ -20,6 +20,7 @@ from .base import Index, IndexMeta
 from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
 from .kernels.graph import graph_search
+from .kernels.refine import merge_reverse, prune_beams
 from .metrics import Metric
 from .registry import register
 from .storage import IndexReader, IndexWriter
@@ -31,6 +32,12 @@ __all__ = ["Graph", "HNSWConfig", "HNSWIndex", "HNSWSearchParams", "build_graph"
 log = logging.getLogger(__name__)
 
 _ADD_CHUNK = 16384
+# Layer 0's refinement (see refine_layer0): the pruning slack (1 keeps the graph faiss built)
+# and the beam each node's new neighbours are chosen from. Measured on dense-minilm-100k
+# (docs/design-lvq-hnsw.md): 1.1 and 64 reach recall 0.957 at ef_search 16 where faiss's graph
+# gives 0.921; wider beams, more slack or a second pass cost build time and gained nothing.
+LAYER0_ALPHA = 1.1
+LAYER0_BEAM = 64
 
 
 class Graph:
@@ -153,8 +160,10 @@ def build_graph(
     metric: Metric,
     threads: int,
     progress: Callable[[int], None] | None = None,
+    alpha: float = 1.0,
 ) -> Graph:
-    """Build an HNSW graph over float32 ``x`` with faiss and export it."""
+    """Build an HNSW graph over float32 ``x`` with faiss and export it; with ``alpha`` > 1,
+    refine its layer 0 (:func:`refine_layer0`)."""
     import faiss
 
     n, d = x.shape
@@ -180,7 +189,7 @@ def build_graph(
     layer = np.arange(len(nodes)) - upper_offsets[nodes] + 1  # 1..levels[node]
     starts = offsets[nodes] + cum[layer]
     upper = neighbors[starts[:, None] + np.arange(m)] if len(nodes) else np.zeros((0, m), np.int32)
-    return Graph.from_levels(
+    graph = Graph.from_levels(
         np.ascontiguousarray(layer0, dtype=np.int32),
         levels.astype(np.int8),
         upper_offsets,
@@ -188,6 +197,73 @@ def build_graph(
         int(hnsw.entry_point),
         int(hnsw.max_level),
     )
+    if alpha > 1.0:
+        graph = refine_layer0(x, graph, metric, alpha, LAYER0_BEAM, threads)
+    return graph
+
+
+_REFINE_CHUNK = 512  # nodes searched, then pruned, per compiled call
+
+
+def refine_layer0(
+    x: np.ndarray, graph: Graph, metric: Metric, alpha: float, beam: int, threads: int
+) -> Graph:
+    """``graph`` with layer 0 rebuilt by one Vamana pass (:mod:`glint.index.kernels.refine`):
+    each node's neighbours chosen with slack ``alpha`` from a beam of width ``beam`` searched
+    on the current graph, then the reverse edges added. Deterministic for any ``threads``."""
+    n = x.shape[0]
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.einsum("ij,ij->i", x, x).astype(np.float32)
+    store = VectorStore.encode(x, "f32")
+    kind, fdata, hdata, codes, lut = store.kernel_args()
+    no_mean = np.zeros(x.shape[1], np.float32)
+    l2 = metric == "l2"
+    alpha2 = float(alpha) ** 2
+    old = graph.layer0
+    graph_args = (
+        old, graph.upper_nodes, graph.upper_levels, graph.upper_starts, graph.upper,
+        graph.entry, graph.max_level,
+    )  # fmt: skip
+    forward = np.empty_like(old)
+    scratch = threading.local()
+
+    def choose(span: tuple[int, int]) -> None:
+        if not hasattr(scratch, "visited"):
+            scratch.visited = np.zeros(n, np.uint16)
+            scratch.tag_state = np.zeros(1, np.int64)
+            scratch.ids = np.empty((_REFINE_CHUNK, beam), np.int64)
+            scratch.scores = np.empty((_REFINE_CHUNK, beam), np.float32)
+        for a in range(span[0], span[1], _REFINE_CHUNK):
+            b = min(a + _REFINE_CHUNK, span[1])
+            ids, scores = scratch.ids[: b - a], scratch.scores[: b - a]
+            # fmt: off
+            graph_search(
+                x[a:b], no_mean, kind, l2, 0, -1, fdata, hdata, codes, lut,
+                store.residual_array(), *graph_args, beam, 0, ids, scores, ids, scores,
+                scratch.visited, scratch.tag_state,
+            )
+            # fmt: on
+            prune_beams(x, norms, a, ids, l2, scores, old, alpha2, forward)
+
+    run_spans(n, threads, choose)
+    # every edge p -> q also offered as q -> p; sources ascending within each target
+    valid = forward >= 0
+    targets = forward[valid]
+    sources = np.repeat(np.arange(n, dtype=np.int64), valid.sum(axis=1))
+    order = np.argsort(targets, kind="stable")
+    rev_sources = np.ascontiguousarray(sources[order])
+    rev_starts = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(targets, minlength=n), out=rev_starts[1:])
+    layer0 = np.empty_like(old)
+
+    def merge(span: tuple[int, int]) -> None:
+        merge_reverse(x, norms, span[0], span[1], forward, rev_starts, rev_sources, alpha2, layer0)
+
+    run_spans(n, threads, merge)
+    return Graph(
+        layer0, graph.upper_nodes, graph.upper_levels, graph.upper_starts, graph.upper,
+        graph.entry, graph.max_level,
+    )  # fmt: skip
 
 
 class HNSWConfig(IndexConfig):
@@ -222,6 +298,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
         self._store_args = store.kernel_args()
         self._search_kind = store.search_kind(meta.metric)
         self._residual = store.residual_array()
+        # an array of its own: a read-only memory map would compile (and round) differently
+        mean = store.mean if store.mean is not None else np.zeros(meta.dim, np.float32)
+        self._mean = np.array(mean, dtype=np.float32)
         self._graph_args = (
             np.asarray(graph.layer0),
             graph.upper_nodes,
@@ -240,6 +319,11 @@ class HNSWIndex(Index[HNSWSearchParams]):
         meta = IndexMeta(config, self.metric, self.dim, self.count)
         return HNSWIndex(meta, self.graph, VectorStore.encode(data, storage))
 
+    def with_graph(self, graph: Graph) -> HNSWIndex:
+        """This index's storage over another graph of the same vectors: to compare graphs."""
+        meta = IndexMeta(self.config, self.metric, self.dim, self.count)
+        return HNSWIndex(meta, graph, self.store)
+
     def _visited_set(self) -> tuple[np.ndarray, np.ndarray]:
         """This thread's visited tags (uint16 [n]) and tag counter, kept across searches so a
         query does not pay for clearing an array of the collection's size."""
@@ -256,7 +340,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
     ) -> HNSWIndex:
         config = cast(HNSWConfig, meta.config)
         threads = int(meta.build.get("threads", 1))
-        graph = build_graph(data, config.m, config.ef_construction, meta.metric, threads, progress)
+        graph = build_graph(
+            data, config.m, config.ef_construction, meta.metric, threads, progress, LAYER0_ALPHA
+        )
         store = VectorStore.encode(data, config.storage)
         return cls(meta, graph, store)
 
@@ -278,7 +364,6 @@ class HNSWIndex(Index[HNSWSearchParams]):
         ef = max(params.ef_search, k, depth)
         kind, fdata, hdata, codes, lut = self._store_args
         search_kind = self._search_kind
-        p = self.store.prepare(queries, self.metric, search_kind)
         nq = queries.shape[0]
         ids = np.empty((nq, ef), np.int64)
         scores = np.empty((nq, ef), np.float32)
@@ -296,9 +381,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
             visited, tag_state = self._visited_set()
             # fmt: off
             graph_search(
-                p.q[a:b], p.q8[a:b], p.qscale[a:b], p.qsum[a:b], p.qmu[a:b], search_kind, l2,
-                residual_bits, final_kind, *store_args, *self._graph_args, ef, depth, ids[a:b],
-                scores[a:b], out_ids[a:b], out_scores[a:b], visited, tag_state,
+                queries[a:b], self._mean, search_kind, l2, residual_bits, final_kind,
+                *store_args, *self._graph_args, ef, depth, ids[a:b], scores[a:b], out_ids[a:b],
+                out_scores[a:b], visited, tag_state,
             )
             # fmt: on
 

@@ -17,11 +17,16 @@ import numpy as np
 from numba import njit
 
 from .distances import (
+    LVQ4,
+    LVQ4_INT,
+    LVQ8,
+    LVQ8_INT,
     prefetch_vector,
     residual_score,
     score,
 )
 from .prefetch import prefetch_row
+from .queries import lvq_query_terms
 from .rescore import _rescore
 
 _AHEAD = 8  # neighbours prefetched ahead of the one being scored
@@ -269,38 +274,68 @@ def _rerank_residual(
         cand_scores[qi, :count] = scores
 
 
+@njit(inline="always", nogil=True)
+def _query_terms(queries: np.ndarray, mean: np.ndarray, lvq: bool, l2: bool, q8_width: int):  # type: ignore[no-untyped-def]  # numba types these at compile time
+    """The queries as the kernels take them (see :meth:`glint.index.vecstore.VectorStore.prepare`,
+    which this mirrors inside the search call): ``(q, q8s, qscales, qsums, qmus)``; the int8
+    queries only when ``q8_width`` > 0."""
+    n, d = queries.shape
+    q = np.empty((n, d), np.float32)
+    qsums = np.zeros(n, np.float32)
+    qmus = np.zeros(n, np.float32)
+    qscales = np.ones(n, np.float32)
+    q8s = np.zeros((n, max(q8_width, 1)), np.int8)
+    if lvq and l2:
+        for i in range(n):
+            for j in range(d):
+                q[i, j] = queries[i, j] - mean[j]
+        return q, q8s, qscales, qsums, qmus
+    q[:] = queries
+    if lvq:
+        lvq_query_terms(q, mean, q8_width > 0, qsums, qmus, q8s, qscales)
+    return q, q8s, qscales, qsums, qmus
+
+
 @functools.cache
 def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # type: ignore[no-untyped-def]  # numba types these at compile time
-    """One compiled search for a storage ``kind`` and metric, then its finish: a re-rank on the
-    residual level (``residual_bits`` 4 or 8), or a re-score of the beam with the float kernel
-    ``final_kind`` (for the integer kinds without a residual; -1: none).
+    """One compiled search for a storage ``kind`` and metric: the query terms, the beam search,
+    then its finish: a re-rank on the residual level (``residual_bits`` 4 or 8), or a re-score
+    of the beam with the float kernel ``final_kind`` (for the integer kinds without a residual;
+    -1: none).
 
     Everything is fixed at compile time: each storage and metric gets its own machine code with
     only its distance kernel in the hot loop (with a run-time ``kind`` all of them sit in the
     loop and search runs at about half the speed), and one query pays one call into compiled
     code, not one per stage.
     """
+    lvq = kind in (LVQ8, LVQ4, LVQ8_INT, LVQ4_INT)
+    four_bit = kind in (LVQ4, LVQ4_INT)
+    quantize = kind in (LVQ8_INT, LVQ4_INT)
 
     # fmt: off
     @njit(cache=True, nogil=True, fastmath=True)
     def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-        queries, q8s, qscales, qsums, qmus, fdata, hdata, codes, lut, residual, layer0,
-        upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, depth, ids, scores,
-        out_ids, out_scores, visited, tag_state,
+        queries, mean, fdata, hdata, codes, lut, residual, layer0, upper_nodes, upper_levels,
+        upper_starts, upper, entry, max_level, ef, depth, ids, scores, out_ids, out_scores,
+        visited, tag_state,
     ):
+        d = queries.shape[1]
+        # the 8-bit query is padded to the codes' width: d bytes, or 2h for 4-bit codes
+        q8_width = (2 * ((d + 1) // 2) if four_bit else d) if quantize else 0
+        q, q8s, qscales, qsums, qmus = _query_terms(queries, mean, lvq, l2, q8_width)
         _search_batch(
-            queries, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
+            q, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
             upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, ids, scores,
             visited, tag_state,
         )
         if residual_bits:
             _rerank_residual(
-                queries, qsums, qmus, l2, final_kind, codes, residual, residual_bits, lut, ids,
+                q, qsums, qmus, l2, final_kind, codes, residual, residual_bits, lut, ids,
                 scores, depth,
             )
         elif final_kind >= 0:
             _rescore(
-                queries, q8s, qscales, qsums, qmus, final_kind, l2, fdata, hdata, codes, lut, ids,
+                q, q8s, qscales, qsums, qmus, final_kind, l2, fdata, hdata, codes, lut, ids,
                 out_ids, out_scores,
             )
     # fmt: on
@@ -309,12 +344,14 @@ def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # ty
 
 
 def graph_search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-    queries, q8s, qscales, qsums, qmus, kind, l2, residual_bits, final_kind, *rest
+    queries, mean, kind, l2, residual_bits, final_kind, *rest
 ) -> None:
-    """Beam-search every query with the kernel specialised for the storage ``kind`` and metric,
-    then finish as :func:`_specialise` says. ``rest``: fdata, hdata, codes, lut, residual,
-    layer0, upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, depth, ids,
-    scores [nq, ef] (the beam, re-ranked in place), out_ids, out_scores [nq, k] (written by a
-    re-score only), visited, tag_state (see :func:`_search_batch`)."""
+    """Beam-search every query (float32 [nq, d], normalised for ``cos``; ``mean`` the LVQ
+    mean, float32 [d], ignored by the float kinds) with the kernel specialised for the
+    storage ``kind`` and metric, then finish as :func:`_specialise` says. ``rest``: fdata,
+    hdata, codes, lut, residual, layer0, upper_nodes, upper_levels, upper_starts, upper, entry,
+    max_level, ef, depth, ids, scores [nq, ef] (the beam, re-ranked in place), out_ids,
+    out_scores [nq, k] (written by a re-score only), visited, tag_state (see
+    :func:`_search_batch`)."""
     search = _specialise(int(kind), bool(l2), int(residual_bits), int(final_kind))
-    search(queries, q8s, qscales, qsums, qmus, *rest)
+    search(queries, mean, *rest)
