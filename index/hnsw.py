@@ -1,7 +1,8 @@
 """``hnsw``: a graph index over f32, f16 or LVQ-compressed storage.
 
-The graph is built by faiss's HNSW on the float vectors (multi-threaded C++) and exported into
-plain arrays; the search is glint's own (:mod:`glint.index.kernels.graph`) over the chosen
+The graph is built by faiss's HNSW on the float vectors (multi-threaded C++), exported into
+plain arrays, and its layer 0 refined by one Vamana pass (:func:`refine_layer0`); the search
+is glint's own (:mod:`glint.index.kernels.graph`) over the chosen
 storage, so the served index holds no float32 copy unless ``storage=f32``. With a residual
 level (``lvq4x4``, ``lvq4x8``) the ``rerank`` best candidates are re-scored with it.
 """

@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import FormatError
 from .kernels.distances import F16, F32, LVQ4, LVQ4_INT, LVQ8, LVQ8_INT
-from .kernels.intdot import HAS_VNNI
+from .kernels.intdot import HAS_AVX2, HAS_VNNI
 from .kernels.queries import lvq_query_terms
 from .lvq import encode_lvq, f16_powers, f16_table, parse_lvq_storage
 from .metrics import Metric
@@ -89,12 +89,17 @@ class VectorStore:
         return [a for a in found if a is not None]
 
     def search_kind(self, metric: Metric) -> int:
-        """The kernel kind a graph search uses: the integer (VNNI) form of the LVQ kinds for
-        inner products on a CPU that has it, else :attr:`kind`. (For ``l2`` the integer form
-        would need Σc and Σc² per vector, which the records do not hold.)"""
-        if not HAS_VNNI or metric == "l2" or self.kind not in (LVQ8, LVQ4):
+        """The kernel kind a graph search uses: for inner products, the integer form of LVQ-8
+        on a CPU with VNNI and of LVQ-4 on one with VNNI or AVX2 (:mod:`.kernels.intdot`),
+        else :attr:`kind`. (For ``l2`` the integer form would need Σc and Σc² per vector,
+        which the records do not hold.)"""
+        if metric == "l2":
             return self.kind
-        return LVQ8_INT if self.kind == LVQ8 else LVQ4_INT
+        if self.kind == LVQ8 and HAS_VNNI:
+            return LVQ8_INT
+        if self.kind == LVQ4 and (HAS_VNNI or HAS_AVX2):
+            return LVQ4_INT
+        return self.kind
 
     def prepare(
         self, queries: np.ndarray, metric: Metric, kind: int | None = None

@@ -267,3 +267,24 @@ def test_cli_runs_in_subprocesses(tmp_path: Path) -> None:
     assert rows["faiss-hnsw:m=32,ef_construction=200"]["recall_at_10"] > 0.8
     assert all(r["rss_bytes"] is None or r["rss_bytes"] >= 0 for r in rows.values())
     assert "recall=" in proc.stderr  # the progress lines
+
+
+def test_graph_profile_reports_each_graph(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from glint.bench.graphs import main
+
+    dataset = _make_dataset(tmp_path / "tiny-ip", "ip", named=True)
+    argv = ["--dataset", str(dataset), "--queries", "id", "--n", "2000", "--nq", "50", "--m", "8"]
+    argv += ["--ef-construction", "40", "--settings", "1.1:32", "--ef", "16,64", "--threads", "1"]
+    assert main([*argv, "--repeats", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["graph"], r["alpha"], r["beam"]) for r in rows] == [
+        ("faiss", 1.0, 0),
+        ("refined", 1.1, 32),
+    ]
+    for row in rows:
+        assert 0 < row["mean_degree"] <= 16  # 2m columns on layer 0
+        assert row["id_ef64"]["recall"] >= 0.9
+        assert row["id_ef64"]["recall"] >= row["id_ef16"]["recall"] - 0.02
+        assert row["id_ef16"]["qps"] > 0

@@ -1,5 +1,5 @@
-"""The integer (AVX-512 VNNI) LVQ kernels: exact integer sums, the query layout, and graph
-search that ranks as the float kernels do."""
+"""The integer LVQ kernels (AVX-512 VNNI; AVX2 for 4-bit codes): exact integer sums, the query
+layout, and graph search that ranks as the float kernels do."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import pytest
 from glint.index import build_index
 from glint.index.groundtruth import recall_at_k
 from glint.index.kernels.distances import LVQ4, LVQ4_INT, LVQ8, LVQ8_INT, score
-from glint.index.kernels.intdot import HAS_VNNI
+from glint.index.kernels.intdot import HAS_AVX2, HAS_VNNI
 from glint.index.lvq import encode_lvq
 from glint.index.vecstore import VectorStore
 
 needs_vnni = pytest.mark.skipif(not HAS_VNNI, reason="this CPU has no AVX-512 VNNI")
+needs_int4 = pytest.mark.skipif(not (HAS_VNNI or HAS_AVX2), reason="this CPU has no AVX2")
 
 
 def _data(n: int, d: int, seed: int) -> np.ndarray:
@@ -52,8 +53,13 @@ def test_quantized_query_layout_matches_the_codes(storage: str, dim: int) -> Non
         np.testing.assert_array_equal(got, want)
 
 
-@needs_vnni
-@pytest.mark.parametrize(("storage", "kind"), [("lvq8", LVQ8_INT), ("lvq4", LVQ4_INT)])
+@pytest.mark.parametrize(
+    ("storage", "kind"),
+    [
+        pytest.param("lvq8", LVQ8_INT, marks=needs_vnni),
+        pytest.param("lvq4", LVQ4_INT, marks=needs_int4),
+    ],
+)
 @pytest.mark.parametrize("dim", [24, 25, 128, 200, 257, 384])
 def test_integer_score_is_the_exact_integer_sum(storage: str, kind: int, dim: int) -> None:
     # dims below, at and across the 64-byte blocks, odd ones included (4-bit tail nibbles)
@@ -89,8 +95,14 @@ def test_integer_score_is_the_exact_integer_sum(storage: str, kind: int, dim: in
             assert abs(got - exact) <= bound
 
 
-@needs_vnni
-@pytest.mark.parametrize("storage", ["lvq8", "lvq4", "lvq4x8"])
+@pytest.mark.parametrize(
+    "storage",
+    [
+        pytest.param("lvq8", marks=needs_vnni),
+        pytest.param("lvq4", marks=needs_int4),
+        pytest.param("lvq4x8", marks=needs_int4),
+    ],
+)
 @pytest.mark.parametrize("metric", ["ip", "cos"])
 def test_graph_search_on_integers_ranks_as_the_float_kernel(storage: str, metric: str) -> None:
     x = _data(3000, 96, 5)
@@ -120,9 +132,10 @@ def test_no_vnni_setting_keeps_the_float_kernels(tmp_path) -> None:
     code = (
         "import numpy as np\n"
         "from numba import njit\n"
-        "from glint.index.kernels.intdot import HAS_VNNI, dot_u4_i8, dot_u8_i8\n"
+        "from glint.index.kernels.intdot import HAS_AVX2, HAS_VNNI, dot_u4_i8, dot_u8_i8\n"
         "from glint.index.vecstore import VectorStore\n"
         "s = VectorStore.encode(np.ones((4, 8), np.float32), 'lvq8')\n"
+        "s4 = VectorStore.encode(np.ones((4, 8), np.float32), 'lvq4')\n"
         "f8 = njit(lambda c, q: dot_u8_i8(c, q, 3))\n"
         "f4 = njit(lambda c, q: dot_u4_i8(c, q, 3, 192))\n"
         "rng = np.random.default_rng(0)\n"
@@ -130,10 +143,11 @@ def test_no_vnni_setting_keeps_the_float_kernels(tmp_path) -> None:
         "q = rng.integers(-127, 128, 384, dtype=np.int8)\n"
         "w8 = int(c.astype(np.int64) @ q[:192])\n"
         "w4 = int((c & 15).astype(np.int64) @ q[:192] + (c >> 4).astype(np.int64) @ q[192:])\n"
-        "print(HAS_VNNI, s.search_kind('ip') == s.kind, f8(c, q[:192]) == w8, f4(c, q) == w4)\n"
+        "print(HAS_VNNI, s.search_kind('ip') == s.kind, s4.search_kind('ip') == s4.kind,\n"
+        "      f8(c, q[:192]) == w8, f4(c, q) == w4)\n"
     )
     env = {**os.environ, "GLINT_NO_VNNI": "1", "NUMBA_CACHE_DIR": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    assert out.stdout.split() == ["False", "True", "True", "True"]
+    assert out.stdout.split() == ["False", "True", "True", "True", "True"]
