@@ -134,6 +134,12 @@ def _import_svs():
 svs, _BACKEND_HOW = _import_svs()
 
 
+def _backend() -> str:
+    """The backend svs loaded (0.0.x builds one per CPU family; 0.5 has one and no such call)."""
+    current = getattr(svs, "current_backend", None)
+    return str(current()) if current is not None else "single build"
+
+
 def svs_version() -> str:
     try:
         return version("scalable-vs")
@@ -406,8 +412,7 @@ def run_config(config, args, ctx) -> None:
             "memory_bytes = saved graph+data files, disk_bytes = whole saved index, "
             "rss_bytes = VmRSS delta around the build",
             "recall tie-tolerant (10th exact score, 1e-6 rel)",
-            f"svs backend {svs.current_backend()} ({_BACKEND_HOW}), svs lib "
-            f"{svs.library_version()}",
+            f"svs backend {_backend()} ({_BACKEND_HOW}), svs lib {svs.library_version()}",
         )
         if x
     )
@@ -541,7 +546,7 @@ def main(argv=None) -> int:
         "svs_version": svs_version(),
     }
     log(
-        f"svs {ctx['svs_version']} backend {svs.current_backend()} ({_BACKEND_HOW}); "
+        f"svs {ctx['svs_version']} backend {_backend()} ({_BACKEND_HOW}); "
         f"dataset {root.name} base {base.shape} queries {args.queries} nq {queries.shape[0]} "
         f"metric {metric}; work {work}"
     )
