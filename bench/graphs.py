@@ -1,7 +1,9 @@
 """Graph profile: layer 0 as faiss builds it against glint's Vamana refinement of it, on one
 storage, for each pruning slack ``alpha`` and beam given.
 
-    python -m glint.bench.graphs --dataset DIR [--n 100000] [--settings 1.1:64,1.2:64]
+    python -m glint.bench.graphs --dataset DIR [--n 100000] [--settings 1.1:64,1.1:64:2]
+
+A setting is ``alpha:beam`` or ``alpha:beam:passes`` (the pass repeated on its own output).
 
 For each graph: the refinement's time, the mean layer-0 degree, and per query set recall@10
 and 1-thread QPS (best of ``--repeats``) at each ``--ef``. Recall at a fixed beam width says
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=32)
     parser.add_argument("--ef-construction", type=int, default=200)
     parser.add_argument("--storage", default="lvq4x8")
-    parser.add_argument("--settings", default="1.05:64,1.1:48,1.1:64,1.1:100,1.2:64")
+    parser.add_argument("--settings", default="1.05:64,1.1:48,1.1:64,1.1:100,1.1:64:2,1.2:64")
     parser.add_argument("--ef", default="16,24,32,48")
     parser.add_argument("--threads", type=int, default=2, help="for the builds")
     parser.add_argument("--repeats", type=int, default=3)
@@ -59,19 +61,24 @@ def main(argv: list[str] | None = None) -> int:
     config = HNSWConfig(m=args.m, ef_construction=args.ef_construction, storage=args.storage)
     meta = IndexMeta(config, metric, base.shape[1], base.shape[0])
     index = HNSWIndex(meta, plain, VectorStore.encode(data, args.storage))
-    graphs = [("faiss", 1.0, 0, plain, faiss_seconds)]
+    graphs = [("faiss", 1.0, 0, 0, plain, faiss_seconds)]
     for setting in args.settings.split(","):
-        alpha, beam = setting.split(":")
+        alpha, beam, *more = setting.split(":")
+        passes = int(more[0]) if more else 1
         started = time.perf_counter()
-        graph = refine_layer0(data, plain, metric, float(alpha), int(beam), args.threads)
-        graphs.append(("refined", float(alpha), int(beam), graph, time.perf_counter() - started))
+        graph = plain
+        for _ in range(passes):
+            graph = refine_layer0(data, graph, metric, float(alpha), int(beam), args.threads)
+        seconds = time.perf_counter() - started
+        graphs.append(("refined", float(alpha), int(beam), passes, graph, seconds))
     efs = [int(v) for v in args.ef.split(",")]
-    for name, alpha, beam, graph, seconds in graphs:
+    for name, alpha, beam, passes, graph, seconds in graphs:
         searcher = index.with_graph(graph)
         row: dict[str, object] = {
             "graph": name,
             "alpha": alpha,
             "beam": beam,
+            "passes": passes,
             "build_s": round(seconds, 1),
             "mean_degree": round(float((graph.layer0 >= 0).sum(axis=1).mean()), 1),
         }

@@ -279,12 +279,32 @@ def test_graph_profile_reports_each_graph(
     argv += ["--ef-construction", "40", "--settings", "1.1:32", "--ef", "16,64", "--threads", "1"]
     assert main([*argv, "--repeats", "1"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert [(r["graph"], r["alpha"], r["beam"]) for r in rows] == [
-        ("faiss", 1.0, 0),
-        ("refined", 1.1, 32),
+    assert [(r["graph"], r["alpha"], r["beam"], r["passes"]) for r in rows] == [
+        ("faiss", 1.0, 0, 0),
+        ("refined", 1.1, 32, 1),
     ]
     for row in rows:
         assert 0 < row["mean_degree"] <= 16  # 2m columns on layer 0
         assert row["id_ef64"]["recall"] >= 0.9
         assert row["id_ef64"]["recall"] >= row["id_ef16"]["recall"] - 0.02
         assert row["id_ef16"]["qps"] > 0
+
+
+def test_kernel_profile_times_every_storage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from glint.bench.profile import main
+    from glint.index.vecstore import STORAGES
+
+    dataset = _make_dataset(tmp_path / "tiny-ip", "ip", named=True)
+    argv = ["--dataset", str(dataset), "--n", "2000", "--nq", "50", "--ef", "16", "--m", "8"]
+    assert main([*argv, "--repeats", "1"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows[0]["system"] == "faiss-hnsw" and rows[0]["distances_per_query"] > 0
+    glint = rows[1:]
+    assert {r["storage"] for r in glint} == set(STORAGES)
+    for row in glint:
+        assert row["us_per_query"] > 0 and row["memory_bytes"] > 0
+    # a storage searched with integers is also timed on the float kernel, on the same index
+    integer = {r["storage"] for r in glint if r["kernel"] == "integer"}
+    assert integer <= {r["storage"] for r in glint if r["kernel"] == "float"}
