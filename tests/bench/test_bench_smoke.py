@@ -275,19 +275,23 @@ def test_graph_profile_reports_each_graph(
     from glint.bench.graphs import main
 
     dataset = _make_dataset(tmp_path / "tiny-ip", "ip", named=True)
-    argv = ["--dataset", str(dataset), "--queries", "id", "--n", "2000", "--nq", "50", "--m", "8"]
-    argv += ["--ef-construction", "40", "--settings", "1.1:32", "--ef", "16,64", "--threads", "1"]
+    argv = ["--dataset", str(dataset), "--queries", "id", "--n", "2000", "--nq", "50", "--m", "16"]
+    argv += ["--ef-construction", "100", "--settings", "1.1:32", "--ef", "16,64", "--threads", "1"]
+    argv += ["--storage", "f32"]  # graph quality alone, no quantization
     assert main([*argv, "--repeats", "1"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["graph"], r["alpha"], r["beam"], r["passes"]) for r in rows] == [
         ("faiss", 1.0, 0, 0),
         ("refined", 1.1, 32, 1),
     ]
+    faiss_graph, refined = rows
     for row in rows:
-        assert 0 < row["mean_degree"] <= 16  # 2m columns on layer 0
-        assert row["id_ef64"]["recall"] >= 0.9
-        assert row["id_ef64"]["recall"] >= row["id_ef16"]["recall"] - 0.02
+        assert 0 < row["mean_degree"] <= 32  # 2m columns on layer 0
+        assert row["id_ef64"]["recall"] >= max(0.95, row["id_ef16"]["recall"])
         assert row["id_ef16"]["qps"] > 0
+    # the refined layer 0 is fuller, and finds more at the same beam width
+    assert refined["mean_degree"] > faiss_graph["mean_degree"]
+    assert refined["id_ef16"]["recall"] >= faiss_graph["id_ef16"]["recall"]
 
 
 def test_kernel_profile_times_every_storage(
