@@ -198,9 +198,17 @@ def build_graph(
         int(hnsw.entry_point),
         int(hnsw.max_level),
     )
-    if alpha > 1.0:
+    if alpha > 1.0 and (metric != "ip" or _unit_rows(x)):
         graph = refine_layer0(x, graph, metric, alpha, LAYER0_BEAM, threads)
     return graph
+
+
+def _unit_rows(x: np.ndarray) -> bool:
+    """Whether every row has length 1 (to 1e-3): the refinement prunes by L2 distance, which
+    orders pairs as the inner product does only on unit vectors, so ``ip`` over vectors of
+    other lengths keeps faiss's graph."""
+    sq = np.einsum("ij,ij->i", x, x)
+    return bool(np.all(np.abs(sq - 1.0) <= 2e-3))
 
 
 _REFINE_CHUNK = 512  # nodes searched, then pruned, per compiled call

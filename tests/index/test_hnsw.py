@@ -221,3 +221,16 @@ def test_refined_layer0_is_valid_deterministic_and_nearer(dataset) -> None:
         plain_index = index.with_graph(plain)
         want = recall(plain_index.search(dataset["queries"], k=10, ef_search=ef).ids, dataset["l2"])
         assert got >= want - 0.02
+
+
+def test_inner_product_over_unnormalised_vectors_keeps_faiss_graph(dataset) -> None:
+    """The refinement prunes by L2 distance, which ranks as the inner product only on unit
+    vectors: ``ip`` over vectors of other lengths keeps the graph faiss built."""
+    base = dataset["base"][:2000]
+    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+    plain = build_graph(base, 16, 100, "ip", threads=1, alpha=1.0)
+    kept = build_graph(base, 16, 100, "ip", threads=1, alpha=1.1)
+    np.testing.assert_array_equal(kept.layer0, plain.layer0)
+    unit_plain = build_graph(unit, 16, 100, "ip", threads=1, alpha=1.0)
+    refined = build_graph(unit, 16, 100, "ip", threads=1, alpha=1.1)
+    assert (refined.layer0 != unit_plain.layer0).any()

@@ -267,9 +267,11 @@ class ServerThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def start(self, timeout: float = 30.0, *, wait_ready: bool = True) -> str:
+    def start(self, timeout: float = 120.0, *, wait_ready: bool = True) -> str:
         """Start; return the base URL once listening and (unless not ``wait_ready``) once
-        ``/readyz`` says 200, as indices load in the background."""
+        ``/readyz`` says 200, as indices load in the background. The bound is generous: a
+        first index of a kind warms by compiling its kernels, which on 2 cores shared by two
+        test workers has taken over 30 s."""
         self.thread.start()
         poll(self._started, timeout=timeout, what="server start-up")
         port = self.server.servers[0].sockets[0].getsockname()[1]
