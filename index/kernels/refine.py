@@ -28,6 +28,15 @@ def _dist2(x: np.ndarray, norms: np.ndarray, a: int, b: int) -> float:
     return norms[a] + norms[b] - 2.0 * s
 
 
+@njit(inline="always", nogil=True)
+def _contains(pool: np.ndarray, count: int, j: int) -> bool:
+    """Whether ``j`` is among the first ``count`` entries of ``pool``."""
+    for t in range(count):  # noqa: SIM110  # a plain loop: numba compiles it, not a generator
+        if pool[t] == j:
+            return True
+    return False
+
+
 @njit(inline="always", nogil=True, fastmath=True)
 def _prune(
     x: np.ndarray,
@@ -104,12 +113,7 @@ def prune_beams(
             j = current[node, t]
             if j < 0:
                 break
-            seen = False
-            for c in range(in_beam):
-                if pool[c] == j:
-                    seen = True
-                    break
-            if not seen:
+            if not _contains(pool, in_beam, j):
                 pool[count] = j
                 pool_dist[count] = _dist2(x, norms, node, j)
                 count += 1
@@ -151,12 +155,7 @@ def merge_reverse(
         listed = count
         for s in range(rev_starts[q], rev_starts[q + 1]):
             j = rev_sources[s]
-            seen = False
-            for t in range(listed):
-                if pool[t] == j:
-                    seen = True
-                    break
-            if not seen:
+            if not _contains(pool, listed, j):
                 pool[count] = j
                 count += 1
         row = out[q]
