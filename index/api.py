@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from .metrics import check_metric
 from .payloads import MemoryPayloads, PayloadStore
 from .registry import Kind, config_from_dict, get_kind, kind_names, parse_spec
 from .storage import IndexReader, glint_version
+from .payload_index import PayloadIndex, parse_payload_index
 from .validate import check_ids, check_threads
 
 __all__ = ["build_index", "load_index"]
@@ -31,6 +32,7 @@ def build_index(
     *,
     ids: Any | None = None,
     payloads: Sequence[dict[str, Any] | None] | None = None,
+    payload_index: Mapping[str, str] | Sequence[str] | None = None,
     threads: int | None = None,
     source: str | None = None,
     progress: Callable[[int], None] | None = None,
@@ -40,20 +42,24 @@ def build_index(
     ``tokens`` [T, dim] and ``offsets`` [n + 1], or a list of [t_i, dim] matrices).
 
     ``ids`` (int64 [n], unique) are the external ids returned by searches (row numbers when
-    omitted); ``payloads`` holds one JSON-able dict (or None) per vector. ``progress`` is
-    called with the number of vectors indexed since its last call.
+    omitted); ``payloads`` holds one JSON-able dict (or None) per vector. ``payload_index``
+    names the payload fields that filters may use and their types (``{"lang": "keyword",
+    "year": "integer"}``; types ``keyword``, ``integer``, ``float``, ``bool``). ``progress``
+    is called with the number of vectors indexed since its last call.
     """
     config = parse_spec(spec)
+    fields = parse_payload_index(payload_index)
     checked_metric = check_metric(metric)
     n_threads = check_threads(threads)
     kind = get_kind(config.kind)
     started = time.perf_counter()
     data, count, dim = kind.index.prepare_data(vectors, checked_metric)
     id_arr, store = _ids_and_payloads(count, ids, payloads)
+    indexed = PayloadIndex.build(fields, payloads, count)
     build: dict[str, Any] = {"threads": n_threads, "glint_version": glint_version()}
     if source:
         build["source"] = source
-    meta = IndexMeta(config, checked_metric, dim, count, id_arr, store, build)
+    meta = IndexMeta(config, checked_metric, dim, count, id_arr, store, build, None, indexed)
     index = kind.index.build(data, meta, progress=progress)
     index.build_info["seconds"] = round(time.perf_counter() - started, 3)
     log.info("built %s over %d x %d in %.2fs", index.spec, count, dim, index.build_info["seconds"])

@@ -22,14 +22,17 @@ import numpy as np
 
 from .config import IndexConfig, SearchParams
 from .errors import ConfigError, FormatError
+from .filters import AllowedRows, compile_filter, parse_filter
 from .kernels.queries import finite_rows
 from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
 from .multivec import TokenSets
+from .payload_index import MANIFEST_FIELD as PAYLOAD_INDEX_FIELD
+from .payload_index import PayloadIndex
 from .payloads import PAYLOAD_FILE, MemoryPayloads, PayloadStore, SqlitePayloads, write_payloads
 from .storage import IndexReader, IndexWriter
 from .validate import check_k, check_result_size, check_threads, check_vectors
 
-__all__ = ["Index", "IndexMeta", "SearchResult", "check_k"]
+__all__ = ["AllowedRows", "Index", "IndexMeta", "SearchResult", "check_k"]
 
 IDS_FILE = "ids.npy"
 
@@ -74,6 +77,8 @@ class IndexMeta:
     """How the index was built (threads, timings, what a build chose): ``glint info`` shows it."""
     reader: IndexReader | None = None
     """The directory the index was loaded from, if it was."""
+    payload_index: PayloadIndex | None = None
+    """The payload fields indexed for filters, if any."""
 
     def but(self, **changes: Any) -> IndexMeta:
         """A copy with ``changes`` (``build`` entries are merged into the current ones)."""
@@ -94,7 +99,8 @@ class IndexMeta:
                 )
         payloads = SqlitePayloads(reader.path(PAYLOAD_FILE)) if has_payloads(reader) else None
         build = reader.manifest.get("build", {})  # a mapping: the reader checked it
-        return cls(config, metric, reader.dim, count, ids, payloads, build, reader)
+        payload_index = PayloadIndex.load(reader, count)
+        return cls(config, metric, reader.dim, count, ids, payloads, build, reader, payload_index)
 
 
 def has_ids(reader: IndexReader) -> bool:
@@ -125,6 +131,8 @@ class Index(ABC, Generic[P]):
         self._payloads = meta.payloads
         self.build_info: dict[str, Any] = dict(meta.build)
         self._reader = meta.reader
+        self._payload_index = meta.payload_index
+        self._id_order: np.ndarray | None = None  # argsort of the ids, made on first use
         # see resolve_params: requests resolved by request, and what this index issued
         self._resolved: dict[tuple[Any, ...], P] = {}
         self._issued: dict[int, tuple[P, int, int | None]] = {}
@@ -150,10 +158,12 @@ class Index(ABC, Generic[P]):
 
     @abstractmethod
     def _search(
-        self, queries: Any, k: int, params: P, threads: int
+        self, queries: Any, k: int, params: P, threads: int, allowed: AllowedRows | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Rows int64 [nq, k] (-1 padded) and internal scores float32 [nq, k], best first;
-        ``params`` is this kind's resolved :class:`SearchParams`."""
+        ``params`` is this kind's resolved :class:`SearchParams`. With ``allowed`` (a
+        filter's rows, at least one), only those rows may be returned, and whenever ``k``
+        of them exist, ``k`` are."""
 
     @abstractmethod
     def _save_arrays(self, writer: IndexWriter) -> None:
@@ -180,7 +190,7 @@ class Index(ABC, Generic[P]):
             names.add(IDS_FILE)
         if has_payloads(reader):
             names.add(PAYLOAD_FILE)
-        return names
+        return names | PayloadIndex.files(reader)
 
     @abstractmethod
     def _arrays(self) -> Sequence[np.ndarray]:
@@ -248,6 +258,7 @@ class Index(ABC, Generic[P]):
         k: int = 10,
         *,
         params: Mapping[str, Any] | SearchParams | None = None,
+        filter: Any = None,
         threads: int | None = None,
         **keywords: Any,
     ) -> SearchResult:
@@ -255,7 +266,9 @@ class Index(ABC, Generic[P]):
 
         ``params`` are the kind's search parameters (a mapping, or a :class:`SearchParams`
         from :meth:`resolve_params`); ``index.search(q, k=10, ef_search=64)`` gives them as
-        keywords instead.
+        keywords instead. ``filter`` (a :class:`~glint.wire.filters.Filter`, its JSON, or
+        :class:`AllowedRows` from :meth:`allowed_rows`) restricts the search to the rows it
+        allows; when ``k`` rows pass it, ``k`` are returned.
         """
         if keywords:
             if params is not None:
@@ -265,8 +278,26 @@ class Index(ABC, Generic[P]):
         q = self.prepare_queries(queries)
         check_result_size(len(q), int(k), count=self.count)  # the [nq, k] answer must fit
         self._check(resolved)
-        rows, internal = self._search(q, int(k), resolved, check_threads(threads))
+        allowed = filter if isinstance(filter, AllowedRows) else self.allowed_rows(filter)
+        if allowed is not None and allowed.count == 0:
+            rows = np.full((len(q), int(k)), -1, np.int64)
+            internal = np.full((len(q), int(k)), -np.inf, np.float32)
+        else:
+            rows, internal = self._search(q, int(k), resolved, check_threads(threads), allowed)
         return SearchResult(self._external_ids(rows), to_user_scores(self.metric, internal))
+
+    def allowed_rows(self, filter: Any) -> AllowedRows | None:
+        """The rows ``filter`` allows (None for no filter, or one without clauses); a filter
+        this index cannot apply is a :class:`~glint.index.filters.FilterError` naming the
+        field."""
+        parsed = parse_filter(filter)
+        if parsed is None:
+            return None
+        if self._ids is not None and self._id_order is None:
+            self._id_order = np.argsort(self._ids, kind="stable")
+        return compile_filter(
+            parsed, self.count, self._payload_index, self._ids, self._id_order
+        )
 
     def prepare_queries(self, queries: Any) -> Any:
         """Validate queries (float32 [nq, dim], finite) and apply the metric's preprocessing."""
@@ -321,10 +352,17 @@ class Index(ABC, Generic[P]):
         return view
 
     @property
+    def payload_index(self) -> dict[str, str]:
+        """The indexed payload fields and their types (``{"lang": "keyword"}``)."""
+        return {} if self._payload_index is None else self._payload_index.describe()
+
+    @property
     def memory_bytes(self) -> int:
         arrays = list(self._arrays())
         if self._ids is not None:
             arrays.append(self._ids)
+        if self._payload_index is not None:
+            arrays.extend(self._payload_index.arrays())
         return int(sum(a.nbytes for a in arrays))
 
     @property
@@ -350,6 +388,7 @@ class Index(ABC, Generic[P]):
             "memory_bytes": self.memory_bytes,
             "disk_bytes": self.disk_bytes,
             "has_payloads": self.has_payloads,
+            "payload_index": self.payload_index,
             "build": self.build_info,
         }
 
@@ -364,8 +403,13 @@ class Index(ABC, Generic[P]):
                 write_payloads(writer.path(PAYLOAD_FILE), self._payloads.items())
             elif isinstance(self._payloads, SqlitePayloads):
                 write_payloads(writer.path(PAYLOAD_FILE), self._iter_stored_payloads())
+            extra: dict[str, Any] = {}
+            if self._payload_index is not None:
+                self._payload_index.save(writer)
+                extra[PAYLOAD_INDEX_FIELD] = self._payload_index.manifest_entry()
             return writer.commit(
                 {
+                    **extra,
                     "kind": self.kind,
                     "spec": self.spec,
                     "config": self.config.manifest_dict(),

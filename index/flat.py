@@ -8,13 +8,13 @@ block of scores afterwards, so exact search over LVQ-8 never decodes a vector.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 
-from .base import Index, IndexMeta
+from .base import AllowedRows, Index, IndexMeta
 from .config import IndexConfig, SearchParams
 from .errors import FormatError
 from .kernels.scan import FEW_QUERIES, dot_codes, dot_rows
@@ -32,27 +32,58 @@ ROW_BLOCK = 16384
 
 
 def _search_chunk(
-    queries: np.ndarray, vectors: np.ndarray, sq_norms: np.ndarray | None, k: int
+    queries: np.ndarray,
+    vectors: np.ndarray,
+    sq_norms: np.ndarray | None,
+    k: int,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     top = TopK(queries.shape[0], k)
     few = queries.shape[0] <= FEW_QUERIES and vectors.dtype == np.float32
     q_sq = None if sq_norms is None else np.einsum("ij,ij->i", queries, queries)[:, None]
-    for start in range(0, vectors.shape[0], ROW_BLOCK):
-        block = np.asarray(vectors[start : start + ROW_BLOCK], dtype=np.float32)
+    for start, block, norms in _blocks(vectors, sq_norms, rows):
+        block = np.asarray(block, dtype=np.float32)
         # huge finite inputs overflow to inf (or inf - inf = nan): the caller refuses them
         with np.errstate(over="ignore", invalid="ignore"):
             if few:
                 scores = np.empty((queries.shape[0], block.shape[0]), np.float32)
-                dot_rows(queries, block, scores)
+                dot_rows(queries, np.ascontiguousarray(block), scores)
             else:
                 scores = queries @ block.T
-            if sq_norms is not None and q_sq is not None:
+            if norms is not None and q_sq is not None:
                 # negated squared distance: 2<q,x> - |x|^2 - |q|^2
                 scores *= 2.0
-                scores -= sq_norms[start : start + ROW_BLOCK]
+                scores -= norms
                 scores -= q_sq
         top.push(scores, start)
-    return top.result()
+    return _to_rows(top.result(), rows)
+
+
+def _blocks(
+    array: np.ndarray, sq_norms: np.ndarray | None, rows: np.ndarray | None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+    """(position, block of ``array``, its squared norms) over every row, or over ``rows``
+    only (gathered; positions then count within ``rows``)."""
+    total = array.shape[0] if rows is None else len(rows)
+    for start in range(0, total, ROW_BLOCK):
+        if rows is None:
+            block = array[start : start + ROW_BLOCK]
+            norms = None if sq_norms is None else sq_norms[start : start + ROW_BLOCK]
+        else:
+            picked = rows[start : start + ROW_BLOCK]
+            block = array[picked]
+            norms = None if sq_norms is None else sq_norms[picked]
+        yield start, block, norms
+
+
+def _to_rows(
+    found: tuple[np.ndarray, np.ndarray], rows: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions within ``rows`` back to rows (-1 stays -1)."""
+    pos, scores = found
+    if rows is None:
+        return pos, scores
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)], -1), scores
 
 
 def exact_search(
@@ -62,14 +93,18 @@ def exact_search(
     *,
     sq_norms: np.ndarray | None = None,
     threads: int = 1,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` of ``queries`` float32 [nq, d] against ``vectors`` [n, d] (f32 or f16).
+    """Exact top-``k`` of ``queries`` float32 [nq, d] against ``vectors`` [n, d] (f32 or f16),
+    or against the ``rows`` of them only (int64, ascending).
 
     Inner product unless ``sq_norms`` (float32 [n], squared norms of ``vectors``) is given, in
     which case the score is the negated squared L2 distance. Returns rows int64 [nq, k] and
     scores float32 [nq, k], best first.
     """
-    return _over_chunks(queries, threads, lambda c: _search_chunk(c, vectors, sq_norms, k))
+    return _over_chunks(
+        queries, threads, lambda c: _search_chunk(c, vectors, sq_norms, k, rows)
+    )
 
 
 def _over_chunks(
@@ -114,7 +149,11 @@ def lvq8_sq_norms(store: VectorStore) -> np.ndarray:
 
 
 def _lvq8_chunk(
-    queries: np.ndarray, store: VectorStore, sq_norms: np.ndarray | None, k: int
+    queries: np.ndarray,
+    store: VectorStore,
+    sq_norms: np.ndarray | None,
+    k: int,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     assert store.codes is not None and store.mean is not None
     top = TopK(queries.shape[0], k)
@@ -124,28 +163,30 @@ def _lvq8_chunk(
     q_sq = np.einsum("ij,ij->i", q, q)[:, None] if l2 else None
     q_mu = None if l2 else (queries @ store.mean)[:, None]
     few = queries.shape[0] <= FEW_QUERIES
-    for start in range(0, store.codes.shape[0], ROW_BLOCK):
-        records = store.codes[start : start + ROW_BLOCK]
+    for start, records, norms in _blocks(store.codes, sq_norms, rows):
         with np.errstate(over="ignore", invalid="ignore"):  # as in _search_chunk
             if few:  # the codes as they are, not converted to a float32 block first
                 delta, low = _lvq8_constants(records, store.dim)
                 scores = np.empty((q.shape[0], records.shape[0]), np.float32)
                 dot_codes(
-                    np.ascontiguousarray(q, np.float32), np.asarray(records), store.dim, scores
+                    np.ascontiguousarray(q, np.float32),
+                    np.ascontiguousarray(records),
+                    store.dim,
+                    scores,
                 )
             else:
                 codes, delta, low = _lvq8_block(records, store.dim)
                 scores = q @ codes.T
             scores *= delta
             scores += qsum * low
-            if sq_norms is not None:  # negated squared distance: 2<q', x'> - |x'|^2 - |q'|^2
+            if norms is not None:  # negated squared distance: 2<q', x'> - |x'|^2 - |q'|^2
                 scores *= 2.0
-                scores -= sq_norms[start : start + ROW_BLOCK]
+                scores -= norms
                 scores -= q_sq
             else:  # <q, x> = <q, x - μ> + <q, μ>
                 scores += q_mu
         top.push(scores, start)
-    return top.result()
+    return _to_rows(top.result(), rows)
 
 
 def exact_search_lvq8(
@@ -155,10 +196,14 @@ def exact_search_lvq8(
     *,
     sq_norms: np.ndarray | None = None,
     threads: int = 1,
+    rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`exact_search` over an LVQ-8 :class:`VectorStore` (L2 when ``sq_norms`` holds
-    :func:`lvq8_sq_norms`); scores equal those of the decoded vectors."""
-    return _over_chunks(queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k))
+    :func:`lvq8_sq_norms`), or over its ``rows`` only; scores equal those of the decoded
+    vectors."""
+    return _over_chunks(
+        queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k, rows)
+    )
 
 
 class FlatConfig(IndexConfig):
@@ -203,14 +248,22 @@ class FlatIndex(Index[FlatSearchParams]):
         return {}
 
     def _search(
-        self, queries: np.ndarray, k: int, params: FlatSearchParams, threads: int
+        self,
+        queries: np.ndarray,
+        k: int,
+        params: FlatSearchParams,
+        threads: int,
+        allowed: AllowedRows | None,
     ) -> tuple[np.ndarray, np.ndarray]:
+        rows = None if allowed is None else allowed.rows  # a filter: scan its rows only
         if self.store.codes is not None:
             return exact_search_lvq8(
-                queries, self.store, k, sq_norms=self.sq_norms, threads=threads
+                queries, self.store, k, sq_norms=self.sq_norms, threads=threads, rows=rows
             )
         vectors = self.store.floats()
-        return exact_search(queries, vectors, k, sq_norms=self.sq_norms, threads=threads)
+        return exact_search(
+            queries, vectors, k, sq_norms=self.sq_norms, threads=threads, rows=rows
+        )
 
     def _arrays(self) -> Sequence[np.ndarray]:
         norms = [] if self.sq_norms is None else [self.sq_norms]

@@ -12,15 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 from pydantic import Field
 
-from .base import Index, IndexMeta
+from .base import AllowedRows, Index, IndexMeta
 from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
-from .kernels.graph import graph_search
+from .kernels.graph import FILTERED, GRAPH, SCAN, graph_search
 from .kernels.refine import merge_reverse, prune_beams
 from .metrics import Metric
 from .registry import register
@@ -39,6 +39,13 @@ _ADD_CHUNK = 16384
 # gives 0.921; wider beams, more slack or a second pass cost build time and gained nothing.
 LAYER0_ALPHA = 1.1
 LAYER0_BEAM = 64
+# A filtered search scans its allowed rows exactly when there are at most this many, and
+# searches the graph admitting only them when there are more (see plan_filter); calibrated
+# on dense-minilm by bench/filtered.py (docs/design-filtered-search.md).
+FILTER_SCAN_ROWS = 20_000
+# The graph arm gives a query up (and scans its rows instead) once it has scored this share
+# of the allowed rows: past it, the exact scan would have been the cheaper arm.
+FILTER_GIVE_UP = 0.5
 
 
 class Graph:
@@ -284,11 +291,19 @@ class HNSWConfig(IndexConfig):
     storage: Storage = "lvq4x8"
 
 
+FilterArm = Literal["auto", "graph", "scan"]
+
+
 class HNSWSearchParams(SearchParams):
     ef_search: int = candidate_count(default=64, le=16384, description="Beam width on layer 0.")
     rerank: int | None = candidate_count(
         le=16384,
         description="Candidates re-scored with the residual level (default: all ef_search).",
+    )
+    filter_arm: FilterArm = Field(
+        default="auto",
+        description="With a filter: 'scan' scores every allowed row, 'graph' searches the "
+        "graph admitting only allowed rows, 'auto' lets the planner choose by their count.",
     )
 
 
@@ -365,8 +380,44 @@ class HNSWIndex(Index[HNSWSearchParams]):
                 f"index stores {self.store.storage}"
             )
 
+    def plan_filter(self, allowed: AllowedRows, params: HNSWSearchParams) -> str:
+        """The arm a filtered search takes: ``"scan"`` (score every allowed row) when they
+        are few, else ``"graph"``; a ``filter_arm`` other than ``auto`` forces it."""
+        if params.filter_arm != "auto":
+            return params.filter_arm
+        return "scan" if allowed.count <= FILTER_SCAN_ROWS else "graph"
+
     def _search(
-        self, queries: np.ndarray, k: int, params: HNSWSearchParams, threads: int
+        self,
+        queries: np.ndarray,
+        k: int,
+        params: HNSWSearchParams,
+        threads: int,
+        allowed: AllowedRows | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        mode = GRAPH
+        if allowed is not None:
+            mode = SCAN if self.plan_filter(allowed, params) == "scan" else FILTERED
+        ids, scores = self._run(queries, k, params, threads, mode, allowed)
+        if mode == FILTERED:
+            assert allowed is not None
+            # never under-filled: a query that gave up, or found fewer than k allowed rows
+            # where k exist, is answered by the exact scan
+            need = min(k, allowed.count)
+            redo = np.flatnonzero((ids[:, :need] < 0).any(axis=1))
+            if len(redo):
+                again = self._run(queries[redo], k, params, threads, SCAN, allowed)
+                ids[redo], scores[redo] = again
+        return ids, scores
+
+    def _run(
+        self,
+        queries: np.ndarray,
+        k: int,
+        params: HNSWSearchParams,
+        threads: int,
+        mode: int,
+        allowed: AllowedRows | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         residual_bits = self.store.residual_bits
         depth = max(params.rerank or params.ef_search, k) if residual_bits else 0
@@ -384,6 +435,14 @@ class HNSWIndex(Index[HNSWSearchParams]):
         out_scores = np.empty((nq, k), np.float32) if rescored else scores
         l2 = self.metric == "l2"
         store_args = (fdata, hdata, codes, lut, self._residual)
+        status = np.zeros(nq, np.uint8)
+        filtered: dict[str, Any] = {"mode": mode}
+        if allowed is not None:
+            filtered.update(
+                allowed=allowed.mask,
+                rows=allowed.rows,
+                max_scored=max(4 * ef, int(allowed.count * FILTER_GIVE_UP)),
+            )
 
         def run(span: tuple[int, int]) -> None:
             a, b = span
@@ -392,7 +451,7 @@ class HNSWIndex(Index[HNSWSearchParams]):
             graph_search(
                 queries[a:b], self._mean, search_kind, l2, residual_bits, final_kind,
                 *store_args, *self._graph_args, ef, depth, ids[a:b], scores[a:b], out_ids[a:b],
-                out_scores[a:b], visited, tag_state,
+                out_scores[a:b], visited, tag_state, status=status[a:b], **filtered,
             )
             # fmt: on
 
@@ -400,6 +459,8 @@ class HNSWIndex(Index[HNSWSearchParams]):
             run((0, nq))  # no thread hop for one query
         else:
             run_spans(nq, threads, run)
+        if mode == FILTERED:
+            out_ids[status == 1] = -1  # gave up: the caller scans these queries' rows
         return out_ids[:, :k], out_scores[:, :k]
 
     def _arrays(self) -> Sequence[np.ndarray]:

@@ -30,7 +30,7 @@ from typing import Any, ClassVar, Literal, cast
 import numpy as np
 from pydantic import Field, field_validator
 
-from .base import Index, IndexMeta
+from .base import AllowedRows, Index, IndexMeta
 from .config import IndexConfig, SearchParams, candidate_count
 from .errors import ConfigError, FormatError
 from .ivfpq_train import SEED, auto_m, auto_nlist, factory_string, resolve, train_faiss
@@ -148,17 +148,53 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
             )
 
     def _search(
-        self, queries: np.ndarray, k: int, params: IVFPQSearchParams, threads: int
+        self,
+        queries: np.ndarray,
+        k: int,
+        params: IVFPQSearchParams,
+        threads: int,
+        allowed: AllowedRows | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        import faiss
-
         # resolved: nprobe is always set, rerank_k whenever there is a re-rank store
         nprobe = int(cast(int, params.nprobe))
         depth = max(int(cast(int, params.rerank_k)), k) if self.store is not None else k
+        if allowed is None:
+            return self._run(queries, k, depth, nprobe, None, threads)
+        import faiss
+
+        # faiss skips the codes of rows the selector refuses as it scans each list
+        bitmap = np.packbits(allowed.mask.view(np.bool_), bitorder="little")
+        selector = faiss.IDSelectorBitmap(len(allowed.mask), faiss.swig_ptr(bitmap))
+        ids, scores = self._run(queries, k, depth, nprobe, selector, threads)
+        # never under-filled: a query whose probed lists held fewer than k allowed rows
+        # (where k exist) probes every list
+        need = min(k, allowed.count)
+        redo = np.flatnonzero((ids[:, :need] < 0).any(axis=1))
+        if len(redo) and nprobe < int(self.config.nlist):
+            everywhere = int(self.config.nlist)
+            again = self._run(queries[redo], k, depth, everywhere, selector, threads)
+            ids[redo], scores[redo] = again
+        del bitmap  # the selector points into it: kept alive until here
+        return ids, scores
+
+    def _run(
+        self,
+        queries: np.ndarray,
+        k: int,
+        depth: int,
+        nprobe: int,
+        selector: Any,
+        threads: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
         nq = queries.shape[0]
         cand = np.empty((nq, depth), np.int64)
         dist = np.empty((nq, depth), np.float32)
-        search_params = faiss.SearchParametersIVF(nprobe=nprobe)
+        if selector is None:
+            search_params = faiss.SearchParametersIVF(nprobe=nprobe)
+        else:
+            search_params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector)
         l2 = self.metric == "l2"
 
         # One faiss call over the whole batch, on exactly ``threads`` OpenMP threads: its
@@ -170,7 +206,7 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
         if store is None:
             scores = -dist if l2 else dist
             scores[cand < 0] = -np.inf
-            return cand, scores
+            return cand[:, :k], scores[:, :k]
 
         kind, fdata, hdata, codes, lut = store.kernel_args()
         out_ids = np.empty((nq, k), np.int64)

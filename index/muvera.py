@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from typing_extensions import Self
 
 from .api import build_index
-from .base import Index, IndexMeta
+from .base import AllowedRows, Index, IndexMeta
 from .config import (
     IndexConfig,
     SearchParams,
@@ -279,13 +279,19 @@ class MuveraIndex(Index[MuveraSearchParams]):
         return self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
 
     def _search(
-        self, queries: Any, k: int, params: MuveraSearchParams, threads: int
+        self,
+        queries: Any,
+        k: int,
+        params: MuveraSearchParams,
+        threads: int,
+        allowed: AllowedRows | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         sets = cast(TokenSets, queries)
         fdes = self.encoder.encode_queries(sets.tokens, sets.offsets, threads=threads)
         # params.inner was resolved for this depth, under the same cap
         depth = self._depth(k, params.candidates)
-        cand, _ = self.inner._search(fdes, depth, params.inner, threads)
+        # the filter applies to the inner index's candidates (its rows are the documents)
+        cand, _ = self.inner._search(fdes, depth, params.inner, threads, allowed)
         return self.rerank(sets, cand, k, threads=threads)
 
     def _depth(self, k: int, candidates: int | None) -> int:

@@ -97,6 +97,8 @@ _FIELDS = (
 )
 # version 3 has exactly these; older versions may lack the last five and hold others
 _FIELDS_V3 = (*_FIELDS, "multivector", "build", "has_ids", "has_payloads", CHECKSUM_FIELD)
+# fields a version 3 manifest may have (checked by their owners: payload_index.py)
+_OPTIONAL_V3 = ("payload_index",)
 _ENTRY_FIELDS = ("bytes", "sha256")
 _ARRAY_FIELDS = (*_ENTRY_FIELDS, "dtype", "shape")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -357,7 +359,7 @@ class _ManifestCheck:
         missing = [field for field in fields if field not in doc]
         if missing:
             self.fail(f"missing {', '.join(missing)}")
-        unknown = sorted(set(doc) - set(_FIELDS_V3)) if self.version >= 3 else []
+        unknown = sorted(set(doc) - {*_FIELDS_V3, *_OPTIONAL_V3}) if self.version >= 3 else []
         if unknown:
             self.fail(f"unknown field {unknown[0]!r}")
         for field in ("glint_version", "kind", "spec", "created"):

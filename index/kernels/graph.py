@@ -106,6 +106,57 @@ def _replace_min(keys: np.ndarray, vals: np.ndarray, size: int, key: float, val:
 
 
 @njit(inline="always", nogil=True, fastmath=True)
+def _descend(  # type: ignore[no-untyped-def]  # numba types these at compile time
+    q, q8, qscale, qsum, qmu, kind, l2, fdata, hdata, codes, lut, upper_nodes, upper_levels,
+    upper_starts, upper, entry, max_level,
+):
+    """Greedy descent from ``entry`` through the upper layers: layer 0's starting node and
+    its score."""
+    node = entry
+    best = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, node)
+    for level in range(max_level, 0, -1):
+        changed = True
+        while changed:
+            changed = False
+            slot = np.searchsorted(upper_nodes, node)
+            if slot == upper_nodes.shape[0] or upper_nodes[slot] != node:
+                break
+            if upper_levels[slot] < level:
+                break
+            row = upper[upper_starts[slot] + level - 1]
+            for t in range(row.shape[0]):
+                nb = row[t]
+                if nb < 0:
+                    break
+                s = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, nb)
+                if s > best:
+                    best = s
+                    node = nb
+                    changed = True
+    return node, best
+
+
+@njit(inline="always", nogil=True)
+def _write_best(
+    res_keys: np.ndarray,
+    res_vals: np.ndarray,
+    n_res: int,
+    out_ids: np.ndarray,
+    out_scores: np.ndarray,
+    qi: int,
+) -> None:
+    """Write a result heap of ``n_res`` items into row ``qi`` of the outputs, best first,
+    padded with -1 / -inf."""
+    for pos in range(out_ids.shape[1]):
+        out_ids[qi, pos] = -1
+        out_scores[qi, pos] = -np.inf
+    order = np.argsort(-res_keys[:n_res])
+    for pos in range(n_res):
+        out_ids[qi, pos] = res_vals[order[pos]]
+        out_scores[qi, pos] = res_keys[order[pos]]
+
+
+@njit(inline="always", nogil=True, fastmath=True)
 def _search_batch(
     queries: np.ndarray,
     q8s: np.ndarray,
@@ -159,28 +210,10 @@ def _search_batch(
             visited[:] = 0
             tag = 1
         tag_state[0] = tag
-        # greedy descent through the upper layers
-        node = entry
-        best = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, node)
-        for level in range(max_level, 0, -1):
-            changed = True
-            while changed:
-                changed = False
-                slot = np.searchsorted(upper_nodes, node)
-                if slot == upper_nodes.shape[0] or upper_nodes[slot] != node:
-                    break
-                if upper_levels[slot] < level:
-                    break
-                row = upper[upper_starts[slot] + level - 1]
-                for t in range(row.shape[0]):
-                    nb = row[t]
-                    if nb < 0:
-                        break
-                    s = score(kind, l2, q, q8, qscale, qsum, qmu, fdata, hdata, codes, lut, nb)
-                    if s > best:
-                        best = s
-                        node = nb
-                        changed = True
+        node, best = _descend(
+            q, q8, qscale, qsum, qmu, kind, l2, fdata, hdata, codes, lut, upper_nodes,
+            upper_levels, upper_starts, upper, entry, max_level,
+        )  # fmt: skip
         # beam search on layer 0
         visited[node] = tag
         n_cand = _push_max(cand_keys, cand_vals, 0, best, node)
@@ -224,14 +257,7 @@ def _search_batch(
                             kept = _push_max(cand_keys, cand_vals, kept, cand_keys[c], cand_vals[c])
                     n_cand = kept
                 n_cand = _push_max(cand_keys, cand_vals, n_cand, s, nb)
-        # results, best first
-        for pos in range(ef):
-            out_ids[qi, pos] = -1
-            out_scores[qi, pos] = -np.inf
-        order = np.argsort(-res_keys[:n_res])
-        for pos in range(n_res):
-            out_ids[qi, pos] = res_vals[order[pos]]
-            out_scores[qi, pos] = res_keys[order[pos]]
+        _write_best(res_keys, res_vals, n_res, out_ids, out_scores, qi)
 
 
 @njit(inline="always", nogil=True, fastmath=True)
@@ -296,18 +322,26 @@ def _query_terms(queries: np.ndarray, mean: np.ndarray, lvq: bool, l2: bool, q8_
     return q, q8s, qscales, qsums, qmus
 
 
+GRAPH, FILTERED, SCAN = 0, 1, 2
+"""How a specialised search finds its candidates: the beam search; the beam search admitting
+only allowed rows (:func:`~glint.index.kernels.filtered._filtered_batch`); an exact scan of
+the allowed rows (:func:`~glint.index.kernels.filtered._scan_rows`)."""
+
+
 @functools.cache
-def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # type: ignore[no-untyped-def]  # numba types these at compile time
-    """One compiled search for a storage ``kind`` and metric: the query terms, the beam search,
-    then its finish: a re-rank on the residual level (``residual_bits`` 4 or 8), or a re-score
-    of the beam with the float kernel ``final_kind`` (for the integer kinds without a residual;
-    -1: none).
+def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int, mode: int):  # type: ignore[no-untyped-def]  # numba types these at compile time
+    """One compiled search for a storage ``kind``, metric and ``mode``: the query terms, the
+    candidates (``mode``: GRAPH, FILTERED or SCAN), then their finish: a re-rank on the
+    residual level (``residual_bits`` 4 or 8), or a re-score of the candidates with the float
+    kernel ``final_kind`` (for the integer kinds without a residual; -1: none).
 
     Everything is fixed at compile time: each storage and metric gets its own machine code with
     only its distance kernel in the hot loop (with a run-time ``kind`` all of them sit in the
     loop and search runs at about half the speed), and one query pays one call into compiled
     code, not one per stage.
     """
+    from .filtered import _filtered_batch, _scan_rows  # it builds on this module's helpers
+
     lvq = kind in (LVQ8, LVQ4, LVQ8_INT, LVQ4_INT)
     four_bit = kind in (LVQ4, LVQ4_INT)
     quantize = kind in (LVQ8_INT, LVQ4_INT)
@@ -317,17 +351,29 @@ def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # ty
     def search(  # type: ignore[no-untyped-def]  # numba types these at compile time
         queries, mean, fdata, hdata, codes, lut, residual, layer0, upper_nodes, upper_levels,
         upper_starts, upper, entry, max_level, ef, depth, ids, scores, out_ids, out_scores,
-        visited, tag_state,
+        visited, tag_state, allowed, rows, max_scored, status,
     ):
         d = queries.shape[1]
         # the 8-bit query is padded to the codes' width: d bytes, or 2h for 4-bit codes
         q8_width = (2 * ((d + 1) // 2) if four_bit else d) if quantize else 0
         q, q8s, qscales, qsums, qmus = _query_terms(queries, mean, lvq, l2, q8_width)
-        _search_batch(
-            q, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
-            upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, ids, scores,
-            visited, tag_state,
-        )
+        if mode == SCAN:
+            _scan_rows(
+                q, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, rows, ef,
+                ids, scores,
+            )
+        elif mode == FILTERED:
+            _filtered_batch(
+                q, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
+                upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, allowed,
+                max_scored, ids, scores, visited, tag_state, status,
+            )
+        else:
+            _search_batch(
+                q, q8s, qscales, qsums, qmus, kind, l2, fdata, hdata, codes, lut, layer0,
+                upper_nodes, upper_levels, upper_starts, upper, entry, max_level, ef, ids,
+                scores, visited, tag_state,
+            )
         if residual_bits:
             _rerank_residual(
                 q, qsums, qmus, l2, final_kind, codes, residual, residual_bits, lut, ids,
@@ -343,8 +389,13 @@ def _specialise(kind: int, l2: bool, residual_bits: int, final_kind: int):  # ty
     return search
 
 
+_NO_ROWS = np.zeros(1, np.int64)
+_NO_MASK = np.zeros(1, np.uint8)
+
+
 def graph_search(  # type: ignore[no-untyped-def]  # numba types these at compile time
-    queries, mean, kind, l2, residual_bits, final_kind, *rest
+    queries, mean, kind, l2, residual_bits, final_kind, *rest, mode=GRAPH, allowed=None,
+    rows=None, max_scored=0, status=None,
 ) -> None:
     """Beam-search every query (float32 [nq, d], normalised for ``cos``; ``mean`` the LVQ
     mean, float32 [d], ignored by the float kinds) with the kernel specialised for the
@@ -352,6 +403,15 @@ def graph_search(  # type: ignore[no-untyped-def]  # numba types these at compil
     hdata, codes, lut, residual, layer0, upper_nodes, upper_levels, upper_starts, upper, entry,
     max_level, ef, depth, ids, scores [nq, ef] (the beam, re-ranked in place), out_ids,
     out_scores [nq, k] (written by a re-score only), visited, tag_state (see
-    :func:`_search_batch`)."""
-    search = _specialise(int(kind), bool(l2), int(residual_bits), int(final_kind))
-    search(queries, mean, *rest)
+    :func:`_search_batch`).
+
+    ``mode`` FILTERED searches the graph for rows where ``allowed`` (uint8 [n]) is 1, giving
+    up on a query (``status[qi] = 1``) past ``max_scored`` scored rows; SCAN scores ``rows``
+    (int64) exactly."""
+    search = _specialise(int(kind), bool(l2), int(residual_bits), int(final_kind), int(mode))
+    if status is None:
+        status = np.zeros(len(queries), np.uint8)
+    search(
+        queries, mean, *rest, _NO_MASK if allowed is None else allowed,
+        _NO_ROWS if rows is None else rows, int(max_scored), status,
+    )  # fmt: skip

@@ -1,0 +1,312 @@
+"""Payload indexes: the rows where a payload field holds a value, found without reading the
+payloads.
+
+Built by the indexer for the fields the user names (``--payload-index lang:keyword``), stored
+in the index directory like every other array (memory-mapped, checksummed by the manifest,
+written atomically with the rest) and used by :mod:`glint.index.filters` to compile a filter
+into the rows it allows. The SQLite payloads stay the source of what searches return.
+
+Per field, with ``E`` the number of (row, value) pairs (a row holding a list contributes one
+pair per element):
+
+- ``keyword``: the distinct strings sorted (``values``, a unicode array), per value a
+  posting list of rows (``rows`` int32 [E] grouped by value, ``offsets`` int64 [V + 1]);
+- ``integer``, ``float``, ``bool``: the values sorted (``values`` int64/float64/int64 [E]) with
+  their rows alongside (``rows`` int32 [E]), so a range is two binary searches and a slice;
+- every type: ``present``, a bitmap (uint8 [ceil(n / 8)]) of the rows whose field holds a
+  value (not missing, not null, not an empty list), for ``is_empty`` and ``except``.
+
+The manifest records each field's type and slot (``payload_index``); file names use the slot
+number, since field names may hold any character.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast, get_args
+
+import numpy as np
+
+from .errors import ConfigError, FormatError, InputError
+from .storage import IndexReader, IndexWriter
+
+__all__ = [
+    "FIELD_TYPES",
+    "MANIFEST_FIELD",
+    "FieldIndex",
+    "FieldType",
+    "PayloadIndex",
+    "field_value",
+    "parse_payload_index",
+]
+
+FieldType = Literal["keyword", "integer", "float", "bool"]
+FIELD_TYPES: tuple[FieldType, ...] = get_args(FieldType)
+MANIFEST_FIELD = "payload_index"
+_MISSING = object()
+
+
+def parse_payload_index(spec: Mapping[str, str] | Sequence[str] | None) -> dict[str, FieldType]:
+    """The fields to index and their types, from ``{"lang": "keyword"}`` or from the CLI's
+    ``["lang:keyword", ...]``; a bad entry is a :class:`ConfigError` naming it."""
+    if spec is None:
+        return {}
+    pairs: list[tuple[str, str]] = []
+    if isinstance(spec, Mapping):
+        pairs = [(str(k), str(v)) for k, v in spec.items()]
+    else:
+        for entry in spec:
+            name, sep, kind = str(entry).rpartition(":")
+            if not sep or not name:
+                raise ConfigError(
+                    f"payload index {entry!r} is not FIELD:TYPE (TYPE one of "
+                    f"{', '.join(FIELD_TYPES)})"
+                )
+            pairs.append((name, kind))
+    out: dict[str, FieldType] = {}
+    for name, kind in pairs:
+        if not name or any(not part for part in name.split(".")):
+            raise ConfigError(f"payload index field {name!r} is not a field name or dotted path")
+        if kind not in FIELD_TYPES:
+            raise ConfigError(
+                f"payload index {name!r}: type {kind!r} is not one of {', '.join(FIELD_TYPES)}"
+            )
+        if name in out:
+            raise ConfigError(f"payload index {name!r} is given twice")
+        out[name] = cast(FieldType, kind)
+    return out
+
+
+def field_value(payload: Mapping[str, Any] | None, path: str) -> Any:
+    """The value at dotted ``path`` in ``payload`` (``_MISSING`` if a step is absent)."""
+    node: Any = payload
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _values_of(value: Any) -> list[Any]:
+    """The values a field holds: none when missing or null, the elements of a list."""
+    if value is _MISSING or value is None:
+        return []
+    if isinstance(value, list):
+        return [v for v in value if v is not None]
+    return [value]
+
+
+def _fits(kind: FieldType, value: Any) -> bool:
+    if kind == "keyword":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if kind == "integer":
+        return isinstance(value, int)
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+@dataclass(frozen=True)
+class FieldIndex:
+    """One field's index (see the module docstring for the arrays)."""
+
+    name: str
+    kind: FieldType
+    values: np.ndarray
+    rows: np.ndarray
+    present: np.ndarray
+    offsets: np.ndarray | None = None  # keyword only
+
+    @property
+    def nbytes(self) -> int:
+        extra = 0 if self.offsets is None else self.offsets.nbytes
+        return int(self.values.nbytes + self.rows.nbytes + self.present.nbytes + extra)
+
+    def arrays(self) -> list[np.ndarray]:
+        out = [self.values, self.rows, self.present]
+        return out if self.offsets is None else [*out, self.offsets]
+
+    # -- lookups: rows (int32, possibly repeated) -------------------------------------------
+    def rows_equal(self, value: Any) -> np.ndarray:
+        """Rows where the field holds ``value`` (its type checked by the caller)."""
+        if self.kind == "keyword":
+            slot = int(np.searchsorted(self.values, value))
+            if slot == len(self.values) or self.values[slot] != value:
+                return self.rows[:0]
+            assert self.offsets is not None
+            return self.rows[self.offsets[slot] : self.offsets[slot + 1]]
+        lo = np.searchsorted(self.values, value, side="left")
+        hi = np.searchsorted(self.values, value, side="right")
+        return self.rows[lo:hi]
+
+    def rows_in_range(
+        self, gt: float | None, gte: float | None, lt: float | None, lte: float | None
+    ) -> np.ndarray:
+        """Rows where one of the field's numbers lies within the bounds."""
+        lo, hi = 0, len(self.values)
+        if gte is not None:
+            lo = max(lo, int(np.searchsorted(self.values, gte, side="left")))
+        if gt is not None:
+            lo = max(lo, int(np.searchsorted(self.values, gt, side="right")))
+        if lte is not None:
+            hi = min(hi, int(np.searchsorted(self.values, lte, side="right")))
+        if lt is not None:
+            hi = min(hi, int(np.searchsorted(self.values, lt, side="left")))
+        return self.rows[lo:hi] if lo < hi else self.rows[:0]
+
+    def present_mask(self, count: int) -> np.ndarray:
+        """bool [count]: the rows whose field holds a value."""
+        return np.unpackbits(self.present, count=count).view(np.bool_)
+
+    # -- building and storing ---------------------------------------------------------------
+    @classmethod
+    def build(cls, name: str, kind: FieldType, payloads: Iterable[Any], count: int) -> FieldIndex:
+        """Index field ``name`` of the ``count`` payloads (one per row, None for none)."""
+        pair_rows: list[int] = []
+        pair_values: list[Any] = []
+        present = np.zeros(count, np.bool_)
+        for row, payload in enumerate(payloads):
+            for value in _values_of(field_value(payload, name)):
+                if not _fits(kind, value):
+                    raise InputError(
+                        f"payloads: row {row}: field {name!r} holds {value!r}, which is not "
+                        f"a {kind} (its payload index type)"
+                    )
+                pair_rows.append(row)
+                pair_values.append(value)
+                present[row] = True
+        rows = np.asarray(pair_rows, np.int64)
+        bitmap = np.packbits(present)
+        if kind == "keyword":
+            distinct, inverse = np.unique(np.asarray(pair_values, dtype=str), return_inverse=True)
+            order = np.lexsort((rows, inverse))
+            offsets = np.zeros(len(distinct) + 1, np.int64)
+            np.cumsum(np.bincount(inverse, minlength=len(distinct)), out=offsets[1:])
+            values = distinct if len(distinct) else np.zeros(0, "<U1")
+            return cls(name, kind, values, rows[order].astype(np.int32), bitmap, offsets)
+        dtype = np.float64 if kind == "float" else np.int64
+        numbers = np.asarray(pair_values, dtype=dtype).reshape(-1)
+        order = np.lexsort((rows, numbers))
+        return cls(name, kind, numbers[order], rows[order].astype(np.int32), bitmap)
+
+    def _names(self, slot: int) -> dict[str, str]:
+        names = {part: f"pidx{slot}_{part}.npy" for part in ("values", "rows", "present")}
+        if self.kind == "keyword":
+            names["offsets"] = f"pidx{slot}_offsets.npy"
+        return names
+
+    @staticmethod
+    def files(slot: int, kind: FieldType) -> set[str]:
+        parts = ["values", "rows", "present", *(["offsets"] if kind == "keyword" else [])]
+        return {f"pidx{slot}_{part}.npy" for part in parts}
+
+    def save(self, writer: IndexWriter, slot: int) -> None:
+        for part, file in self._names(slot).items():
+            writer.save_array(file, getattr(self, part))
+
+    @classmethod
+    def load(
+        cls, reader: IndexReader, name: str, kind: FieldType, slot: int, count: int
+    ) -> FieldIndex:
+        def array(part: str) -> np.ndarray:
+            return reader.load_array(f"pidx{slot}_{part}.npy")
+
+        values, rows, present = array("values"), array("rows"), array("present")
+        offsets = array("offsets") if kind == "keyword" else None
+        damaged = (
+            rows.ndim != 1
+            or rows.dtype != np.int32
+            or present.shape != ((count + 7) // 8,)
+            or present.dtype != np.uint8
+            or values.ndim != 1
+            or (offsets is None and values.shape != rows.shape)
+            or (
+                offsets is not None
+                and (offsets.shape != (len(values) + 1,) or int(offsets[-1]) != len(rows))
+            )
+            or (len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= count))
+        )
+        if damaged:
+            raise FormatError(f"{reader.root}: damaged index, payload index of {name!r}")
+        return cls(name, kind, values, rows, present, offsets)
+
+
+class PayloadIndex:
+    """The payload indexes of one index: field name -> :class:`FieldIndex`."""
+
+    def __init__(self, fields: Mapping[str, FieldIndex]) -> None:
+        self.fields = dict(fields)
+
+    @classmethod
+    def build(
+        cls,
+        spec: Mapping[str, FieldType],
+        payloads: Sequence[Mapping[str, Any] | None] | None,
+        count: int,
+    ) -> PayloadIndex | None:
+        if not spec:
+            return None
+        if payloads is None:
+            raise ConfigError(
+                f"payload index {', '.join(spec)}: the build has no payloads to index "
+                "(give --payloads, or payload columns of a parquet file)"
+            )
+        return cls({name: FieldIndex.build(name, kind, payloads, count) for name, kind in spec.items()})
+
+    def manifest_entry(self) -> dict[str, Any]:
+        return {
+            name: {"type": field.kind, "slot": slot}
+            for slot, (name, field) in enumerate(self.fields.items())
+        }
+
+    def save(self, writer: IndexWriter) -> None:
+        for slot, field in enumerate(self.fields.values()):
+            field.save(writer, slot)
+
+    @staticmethod
+    def _entries(reader: IndexReader) -> list[tuple[str, FieldType, int]]:
+        entry = reader.manifest.get(MANIFEST_FIELD)
+        if entry is None:
+            return []
+        out = []
+        ok = isinstance(entry, dict)
+        for name, item in (entry.items() if ok else []):
+            ok = (
+                isinstance(item, dict)
+                and item.get("type") in FIELD_TYPES
+                and isinstance(item.get("slot"), int)
+                and not isinstance(item.get("slot"), bool)
+                and 0 <= item["slot"] < len(entry)
+            )
+            if not ok:
+                break
+            out.append((name, item["type"], item["slot"]))
+        if not ok or len({slot for _, _, slot in out}) != len(out):
+            raise FormatError(f"{reader.manifest_path}: damaged manifest, {MANIFEST_FIELD}")
+        return out
+
+    @classmethod
+    def files(cls, reader: IndexReader) -> set[str]:
+        """The files of the payload indexes the manifest of ``reader`` records."""
+        return set().union(*(FieldIndex.files(s, k) for _, k, s in cls._entries(reader)))
+
+    @classmethod
+    def load(cls, reader: IndexReader, count: int) -> PayloadIndex | None:
+        entries = cls._entries(reader)
+        if not entries:
+            return None
+        return cls({n: FieldIndex.load(reader, n, k, s, count) for n, k, s in entries})
+
+    @property
+    def nbytes(self) -> int:
+        return sum(field.nbytes for field in self.fields.values())
+
+    def arrays(self) -> list[np.ndarray]:
+        return [a for field in self.fields.values() for a in field.arrays()]
+
+    def describe(self) -> dict[str, str]:
+        return {name: field.kind for name, field in self.fields.items()}
