@@ -130,7 +130,9 @@ def test_save_load_round_trip(tmp_path, dataset, built) -> None:
     loaded = load_index(path)
     after = loaded.search(dataset["queries"], 10, **SEARCH)
     assert np.array_equal(before.ids, after.ids)
-    assert np.array_equal(before.scores, after.scores)
+    # numba compiles the re-rank separately for read-only memory maps, and on some CPUs (AMD
+    # Zen 3 here) that machine code rounds the last bit of a score differently
+    np.testing.assert_allclose(before.scores, after.scores, rtol=1e-6, atol=1e-6)
     assert loaded.spec == index.spec
     assert loaded.memory_bytes == pytest.approx(index.memory_bytes, rel=0.01)
 
