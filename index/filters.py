@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from numba import njit
 from pydantic import ValidationError
 
 from glint.wire.filters import (
@@ -103,8 +104,8 @@ def compile_filter(
     if ids is not None and id_order is None:
         id_order = np.argsort(ids, kind="stable")
     mask = _Compiler(count, payload_index, ids, id_order).filter(flt, "filter")
-    out = mask.view(np.uint8)
-    return AllowedRows(out, int(np.count_nonzero(out)))
+    count_allowed = int(np.count_nonzero(mask))  # numpy counts a bool array fastest
+    return AllowedRows(mask.view(np.uint8), count_allowed)
 
 
 class _Compiler:
@@ -122,10 +123,13 @@ class _Compiler:
 
     def filter(self, flt: Filter, where: str) -> np.ndarray:
         """bool [count]: the rows ``flt`` allows."""
-        out = np.ones(self.count, np.bool_)
+        out: np.ndarray | None = None  # None: every row (no clause has spoken yet)
         if flt.must is not None:
             for i, cond in enumerate(flt.must):
-                out &= self.condition(cond, f"{where}.must.{i}")
+                test = self.condition(cond, f"{where}.must.{i}")
+                out = test if out is None else np.logical_and(out, test, out=out)
+        if out is None:
+            out = np.ones(self.count, np.bool_)
         if flt.should is not None:
             tests = [self.condition(c, f"{where}.should.{i}") for i, c in enumerate(flt.should)]
             need = flt.min_should or 1
@@ -211,11 +215,11 @@ class _Compiler:
 
     def _mask(self, rows: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.count, np.bool_)
-        mask[rows] = True
+        _set_rows(mask, rows)
         return mask
 
     def _rows_of_ids(self, wanted: list[int]) -> np.ndarray:
-        ids = np.asarray(wanted, np.int64)
+        ids = np.asarray([i for i in wanted if -(2**63) <= i < 2**63], np.int64)  # else no row
         if self.ids is None:  # the ids are the row numbers
             return ids[(ids >= 0) & (ids < self.count)]
         order = self.id_order
@@ -225,3 +229,11 @@ class _Compiler:
         rows = order[slots]
         return rows[self.ids[rows] == ids]
 
+
+
+@njit(cache=True, nogil=True)
+def _set_rows(mask: np.ndarray, rows: np.ndarray) -> None:
+    """``mask[rows] = True``, without numpy's conversion of int32 rows to a fresh index
+    array (the scatter is most of what compiling a broad filter costs)."""
+    for i in range(rows.shape[0]):
+        mask[rows[i]] = True
