@@ -42,7 +42,7 @@ LAYER0_BEAM = 64
 # A filtered search scans its allowed rows exactly when there are at most this many, and
 # searches the graph admitting only them when there are more (see plan_filter); calibrated
 # on dense-minilm by bench/filtered.py (docs/design-filtered-search.md).
-FILTER_SCAN_ROWS = 20_000
+FILTER_SCAN_ROWS = 8_000
 # The graph arm gives a query up (and scans its rows instead) once it has scored this share
 # of the allowed rows: past it, the exact scan would have been the cheaper arm.
 FILTER_GIVE_UP = 0.5
