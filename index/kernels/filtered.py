@@ -7,8 +7,8 @@ picks one).
 - :func:`_filtered_batch`: the beam search of :mod:`glint.index.kernels.graph` moving through
   the whole graph but admitting only allowed rows to its candidates and results (the ACORN
   idea): when fewer than half of a node's neighbours pass, the neighbours of those that fail
-  are examined too (two hops), so the search keeps finding allowed rows where they are
-  sparse. Rows that fail are never scored. A query that scores more than ``max_scored``
+  are examined too (two hops), up to a neighbour list's worth of allowed rows, so the search
+  keeps finding allowed rows where they are sparse. Rows that fail are never scored. A query that scores more than ``max_scored``
   rows stops and is marked in ``status`` for the exact scan to answer it.
 """
 
@@ -22,6 +22,7 @@ from .graph import _descend, _pop_max, _push_max, _push_min, _replace_min, _writ
 from .prefetch import prefetch_row
 
 _AHEAD = 8  # rows prefetched ahead of the one being scored
+_ROWS_AHEAD = 4  # neighbour lists prefetched ahead of the one being read (two hops)
 
 
 @njit(inline="always", nogil=True, fastmath=True)
@@ -159,11 +160,16 @@ def _filtered_batch(
                     failed[n_failed] = nb
                     n_failed += 1
             if n_pass < few:
-                # through the neighbours that fail, to theirs that pass (at most ``width``)
-                added = 0
+                # through the neighbours that fail, to theirs that pass, until the node has a
+                # neighbour list's worth of allowed ones (ACORN truncates to M likewise)
+                added = n_pass
+                for f in range(min(n_failed, _ROWS_AHEAD)):
+                    prefetch_row(layer0, failed[f])
                 for f in range(n_failed):
                     if added >= width:
                         break
+                    if f + _ROWS_AHEAD < n_failed:  # each row read is a cache miss: overlap them
+                        prefetch_row(layer0, failed[f + _ROWS_AHEAD])
                     row1 = layer0[failed[f]]
                     for t in range(width):
                         nb = row1[t]
