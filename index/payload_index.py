@@ -22,7 +22,7 @@ number, since field names may hold any character.
 
 from __future__ import annotations
 
-import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
@@ -106,8 +106,8 @@ def _fits(kind: FieldType, value: Any) -> bool:
     if isinstance(value, bool):
         return False
     if kind == "integer":
-        return isinstance(value, int)
-    return isinstance(value, (int, float)) and math.isfinite(value)
+        return isinstance(value, int) and -(2**63) <= value < 2**63  # an int64
+    return isinstance(value, (int, float)) and abs(value) <= sys.float_info.max  # a finite double
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,8 @@ class FieldIndex:
         self, gt: float | None, gte: float | None, lt: float | None, lte: float | None
     ) -> np.ndarray:
         """Rows where one of the field's numbers lies within the bounds."""
+        if any(b is not None and b != b for b in (gt, gte, lt, lte)):  # no number compares with NaN
+            return self.rows[:0]
         lo, hi = 0, len(self.values)
         if gte is not None:
             lo = max(lo, int(np.searchsorted(self.values, gte, side="left")))
