@@ -192,7 +192,7 @@ def sweep(
         seconds, hits = 0.0, 0.0
         for rows, allowed, truth in groups:
             q = queries[rows]
-            ids, spent = _timed(lambda q=q, allowed=allowed: run(q, allowed, knob), repeats)
+            ids, spent = _timed(lambda q=q, a=allowed, k=knob: run(q, a, k), repeats)
             seconds += spent
             hits += recall(ids, truth) * len(rows)
         points.append({"knob": knob, "recall": hits / total, "qps": total / seconds})
@@ -201,14 +201,23 @@ def sweep(
     return points
 
 
-def _cached_index(args: argparse.Namespace, base: np.ndarray, metric: str, payloads: list[Any]) -> Index[Any]:
-    key = hashlib.sha256(f"{args.dataset}|{args.spec}|{args.clusters}|{SEED}".encode()).hexdigest()[:12]
+def _cached_index(
+    args: argparse.Namespace, base: np.ndarray, metric: str, payloads: list[Any]
+) -> Index[Any]:
+    key = hashlib.sha256(f"{args.dataset}|{args.spec}|{args.clusters}|{SEED}".encode()).hexdigest()[
+        :12
+    ]
     path = args.workdir / f"glint-{key}"
     if not path.exists():
         fields = {**dict.fromkeys(UNIFORM, "keyword"), "cluster": "keyword"}
         started = time.perf_counter()
         built = build_index(
-            base, args.spec, metric, payloads=payloads, payload_index=fields, threads=args.build_threads
+            base,
+            args.spec,
+            metric,
+            payloads=payloads,
+            payload_index=fields,
+            threads=args.build_threads,
         )
         print(f"built {args.spec} in {time.perf_counter() - started:.1f}s", flush=True)
         built.save(path)
@@ -236,10 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     payloads, centroids = attributes(base, args.clusters)
     index = _cached_index(args, base, metric, payloads)
     systems = Systems(index, base, args.workdir)
-    out = open(args.out, "a") if args.out else None
+    out = open(args.out, "a") if args.out else None  # noqa: SIM115  (closed at exit)
     print(machine_line())
-    print(f"payload index: {index._payload_index.nbytes / index.count:.2f} bytes per vector"
-          if index._payload_index is not None else "no payload index")
+    print(
+        f"payload index: {index.payload_index_bytes / index.count:.2f} bytes per vector"
+        if index.payload_index
+        else "no payload index"
+    )
     for qname in args.queries.split(","):
         queries = load_dataset(args.dataset, qname, nq=args.nq).queries
         for case in cases(payloads, queries, centroids):
@@ -267,8 +279,12 @@ def main(argv: list[str] | None = None) -> int:
             }
             curves = {
                 "glint": sweep(systems.glint("auto"), GLINT_EFS, groups, queries, args.repeats),
-                "glint-scan": sweep(systems.glint("scan"), GLINT_EFS[:4], groups, queries, args.repeats),
-                "glint-graph": sweep(systems.glint("graph"), GLINT_EFS, groups, queries, args.repeats),
+                "glint-scan": sweep(
+                    systems.glint("scan"), GLINT_EFS[:4], groups, queries, args.repeats
+                ),
+                "glint-graph": sweep(
+                    systems.glint("graph"), GLINT_EFS, groups, queries, args.repeats
+                ),
                 "faiss-hnsw": sweep(systems.faiss_hnsw, FAISS_EFS, groups, queries, args.repeats),
                 "faiss-flat": sweep(systems.faiss_flat, (0,), groups, queries, args.repeats),
             }
@@ -276,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"{name}_qps95"] = qps_at([(p["recall"], p["qps"]) for p in points], TARGET)
                 row[f"{name}_max_recall"] = max(p["recall"] for p in points)
             row["curves"] = curves
-            summary = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k not in ("curves", "machine")}
+            summary = {
+                k: (round(v, 3) if isinstance(v, float) else v)
+                for k, v in row.items()
+                if k not in ("curves", "machine")
+            }
             print(json.dumps(summary), flush=True)
             if out is not None:
                 out.write(json.dumps(row) + "\n")

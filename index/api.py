@@ -14,10 +14,10 @@ from .base import Index, IndexMeta
 from .config import IndexConfig
 from .errors import ConfigError, FormatError, InputError
 from .metrics import check_metric
+from .payload_index import PayloadIndex, parse_payload_index
 from .payloads import MemoryPayloads, PayloadStore
 from .registry import Kind, config_from_dict, get_kind, kind_names, parse_spec
 from .storage import IndexReader, glint_version
-from .payload_index import PayloadIndex, parse_payload_index
 from .validate import check_ids, check_threads
 
 __all__ = ["build_index", "load_index"]

@@ -295,9 +295,7 @@ class Index(ABC, Generic[P]):
             return None
         if self._ids is not None and self._id_order is None:
             self._id_order = np.argsort(self._ids, kind="stable")
-        return compile_filter(
-            parsed, self.count, self._payload_index, self._ids, self._id_order
-        )
+        return compile_filter(parsed, self.count, self._payload_index, self._ids, self._id_order)
 
     def prepare_queries(self, queries: Any) -> Any:
         """Validate queries (float32 [nq, dim], finite) and apply the metric's preprocessing."""
@@ -355,6 +353,11 @@ class Index(ABC, Generic[P]):
     def payload_index(self) -> dict[str, str]:
         """The indexed payload fields and their types (``{"lang": "keyword"}``)."""
         return {} if self._payload_index is None else self._payload_index.describe()
+
+    @property
+    def payload_index_bytes(self) -> int:
+        """Bytes of the payload indexes (0 without any)."""
+        return 0 if self._payload_index is None else self._payload_index.nbytes
 
     @property
     def memory_bytes(self) -> int:

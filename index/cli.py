@@ -19,10 +19,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from glint.wire.filters import Filter
+
 from .api import build_index, load_index
 from .errors import ConfigError, InputError, prefixed_errors
+from .filters import FilterError, parse_filter
 from .groundtruth import check_truth, recall_at_k, recall_check, sample_queries
 from .multivec import TokenSets, read_token_sets
+from .payload_index import parse_payload_index
 from .payloads import read_payload_lines
 from .readers import ParquetColumns, read_ground_truth, read_ids, read_vectors
 from .registry import get_kind, parse_spec
@@ -52,6 +56,25 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
             raise ConfigError(f"--param {pair!r} is not key=value")
         params[key.strip()] = value.strip()
     return params
+
+
+def _read_filter(text: str | None) -> Filter | None:
+    """The filter of ``--filter``: its JSON, or ``@FILE`` for the JSON in FILE (None: no
+    filter, or one without clauses)."""
+    if text is None:
+        return None
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"--filter {path}: cannot read it ({exc})") from None
+    try:
+        return parse_filter(text)
+    except RecursionError:  # the json module recurses once per level of nesting
+        raise FilterError("--filter: the JSON is nested too deeply") from None
+    except FilterError as exc:
+        raise FilterError(f"--filter: {exc}", field=exc.field) from None
 
 
 def _parquet_columns(args: argparse.Namespace) -> ParquetColumns | None:
@@ -136,6 +159,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.queries is not None and args.check_recall is None:
         raise ConfigError("--queries gives the queries of --check-recall N; pass both")
     config = parse_spec(args.index)  # a bad spec fails before any reading
+    payload_index = parse_payload_index(args.payload_index)  # and a bad --payload-index
     multivector = get_kind(config.kind).index.multivector
     items, ids, payloads = _read_input(args, multivector, config.kind)
     queries = _check_queries(args, items)  # read (and checked) before the build, not after
@@ -147,6 +171,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             args.metric or "ip",
             ids=ids,
             payloads=payloads,
+            payload_index=payload_index,
             threads=args.threads,
             source=str(args.input),
             progress=bar.update,
@@ -161,6 +186,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         "dim": index.dim,
         "build_seconds": index.build_info.get("seconds"),
     }
+    if index.payload_index:
+        summary["payload_index"] = index.payload_index
     if queries is not None:
         k = min(CHECK_RECALL_K, index.count)
         recall = recall_check(index, items, queries, k=k, threads=args.threads)
@@ -206,6 +233,7 @@ def _check_truth_ids(truth: np.ndarray, ids: np.ndarray) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     check_k(args.k)  # a k no machine could answer is refused before anything is loaded
+    flt = _read_filter(args.filter)  # and so is a filter that is no filter
     index = load_index(args.index_dir)
     queries: Any
     if index.multivector:
@@ -220,10 +248,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     check_result_size(nq, args.k, count=index.count)
     truth = _ground_truth(args, nq)
     params = _parse_params(args.param)
+    # the filter is compiled before the warm-up, so that one this index cannot apply (a field
+    # without a payload index) fails at once; the time it takes counts as the search's
+    started = time.perf_counter()
+    allowed = index.allowed_rows(flt) if flt is not None else None
+    filtering = time.perf_counter() - started
     index.warm()  # loading or compiling the kernels is part of the load, not of the search
     started = time.perf_counter()
-    result = index.search(queries, args.k, threads=args.threads, **params)
-    seconds = time.perf_counter() - started
+    result = index.search(queries, args.k, filter=allowed, threads=args.threads, **params)
+    seconds = time.perf_counter() - started + filtering
     out = Path(args.out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.npz")
     try:
@@ -243,6 +276,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         "metric": index.metric,
         "out": str(out),
     }
+    if allowed is not None:
+        line["filter_allowed"] = allowed.count  # how many points pass the filter
     if truth is not None:
         line["recall"] = recall_at_k(result.ids, truth, args.k)
         line["recall_at"] = args.k
@@ -331,6 +366,14 @@ def add_index_commands(sub: Any) -> None:
         metavar="FILE",
         help="the queries of --check-recall (.npy, .fvecs, .hdf5 'test', ...; .npz for muvera)",
     )
+    build.add_argument(
+        "--payload-index",
+        action="append",
+        default=[],
+        metavar="FIELD:TYPE",
+        help="index payload field FIELD (a dotted path for nested fields) for filters, TYPE "
+        "one of keyword, integer, float, bool (repeatable)",
+    )
     build.add_argument("--threads", type=_positive_int)
     build.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     build.set_defaults(func=cmd_build)
@@ -346,6 +389,13 @@ def add_index_commands(sub: Any) -> None:
     )
     search.add_argument("--k", required=True, type=_positive_int)
     search.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    search.add_argument(
+        "--filter",
+        metavar="JSON",
+        help='keep only the points whose payload passes this filter, e.g. \'{"must": [{"key": '
+        '"lang", "match": {"value": "en"}}]}\' (or @FILE for the JSON in FILE); its fields '
+        "need a payload index (build --payload-index)",
+    )
     search.add_argument("--threads", type=_positive_int)
     search.add_argument("--out", required=True, type=Path, help="RESULT.npz (ids, scores)")
     search.add_argument(

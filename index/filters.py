@@ -151,9 +151,7 @@ class _Compiler:
         if isinstance(cond, HasIdCondition):
             return self._mask(self._rows_of_ids(cond.has_id))
         if isinstance(cond, IsEmptyCondition):
-            return ~self._field(cond.is_empty.key, f"{where}.is_empty.key").present_mask(
-                self.count
-            )
+            return ~self._field(cond.is_empty.key, f"{where}.is_empty.key").present_mask(self.count)
         assert isinstance(cond, FieldCondition)
         field = self._field(cond.key, f"{where}.key")
         if cond.range is not None:
@@ -168,7 +166,9 @@ class _Compiler:
         match = cond.match
         assert match is not None
         if match.value is not None:
-            return self._mask(field.rows_equal(self._value(field, match.value, f"{where}.match.value")))
+            return self._mask(
+                field.rows_equal(self._value(field, match.value, f"{where}.match.value"))
+            )
         values = match.any if match.any is not None else match.except_
         name = "any" if match.any is not None else "except"
         assert values is not None
@@ -228,7 +228,6 @@ class _Compiler:
         slots = np.minimum(slots, self.count - 1)
         rows = order[slots]
         return rows[self.ids[rows] == ids]
-
 
 
 @njit(cache=True, nogil=True)

@@ -102,9 +102,7 @@ def exact_search(
     which case the score is the negated squared L2 distance. Returns rows int64 [nq, k] and
     scores float32 [nq, k], best first.
     """
-    return _over_chunks(
-        queries, threads, lambda c: _search_chunk(c, vectors, sq_norms, k, rows)
-    )
+    return _over_chunks(queries, threads, lambda c: _search_chunk(c, vectors, sq_norms, k, rows))
 
 
 def _over_chunks(
@@ -201,9 +199,7 @@ def exact_search_lvq8(
     """:func:`exact_search` over an LVQ-8 :class:`VectorStore` (L2 when ``sq_norms`` holds
     :func:`lvq8_sq_norms`), or over its ``rows`` only; scores equal those of the decoded
     vectors."""
-    return _over_chunks(
-        queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k, rows)
-    )
+    return _over_chunks(queries, threads, lambda c: _lvq8_chunk(c, store, sq_norms, k, rows))
 
 
 class FlatConfig(IndexConfig):
@@ -261,9 +257,7 @@ class FlatIndex(Index[FlatSearchParams]):
                 queries, self.store, k, sq_norms=self.sq_norms, threads=threads, rows=rows
             )
         vectors = self.store.floats()
-        return exact_search(
-            queries, vectors, k, sq_norms=self.sq_norms, threads=threads, rows=rows
-        )
+        return exact_search(queries, vectors, k, sq_norms=self.sq_norms, threads=threads, rows=rows)
 
     def _arrays(self) -> Sequence[np.ndarray]:
         norms = [] if self.sq_norms is None else [self.sq_norms]

@@ -22,6 +22,7 @@ number, since field names may hold any character.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,7 +101,8 @@ def _values_of(value: Any) -> list[Any]:
 
 def _fits(kind: FieldType, value: Any) -> bool:
     if kind == "keyword":
-        return isinstance(value, str)
+        # numpy's unicode arrays drop trailing NULs, which would merge "a\0" with "a"
+        return isinstance(value, str) and "\0" not in value
     if kind == "bool":
         return isinstance(value, bool)
     if isinstance(value, bool):
@@ -108,6 +110,31 @@ def _fits(kind: FieldType, value: Any) -> bool:
     if kind == "integer":
         return isinstance(value, int) and -(2**63) <= value < 2**63  # an int64
     return isinstance(value, (int, float)) and abs(value) <= sys.float_info.max  # a finite double
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _floor(bound: float) -> int:
+    """The largest integer at most ``bound`` (clamped past int64 for infinities)."""
+    if bound == math.inf:
+        return _INT64_MAX + 1
+    if bound == -math.inf:
+        return _INT64_MIN - 1
+    return math.floor(bound)
+
+
+def _ceil(bound: float) -> int:
+    """The smallest integer at least ``bound`` (clamped past int64 for infinities)."""
+    return -_floor(-bound)
+
+
+def _as_double(bound: float) -> float:
+    """A bound on a float field as a double (an integer beyond any double: an infinity)."""
+    try:
+        return float(bound)
+    except OverflowError:
+        return math.inf if bound > 0 else -math.inf
 
 
 @dataclass(frozen=True)
@@ -134,31 +161,61 @@ class FieldIndex:
     def rows_equal(self, value: Any) -> np.ndarray:
         """Rows where the field holds ``value`` (its type checked by the caller)."""
         if self.kind == "keyword":
+            if "\0" in value:  # no indexed keyword holds one (the build refuses them)
+                return self.rows[:0]
             slot = int(np.searchsorted(self.values, value))
             if slot == len(self.values) or self.values[slot] != value:
                 return self.rows[:0]
             assert self.offsets is not None
             return self.rows[self.offsets[slot] : self.offsets[slot + 1]]
-        lo = np.searchsorted(self.values, value, side="left")
-        hi = np.searchsorted(self.values, value, side="right")
+        if self.values.dtype.kind == "i":
+            return self._int_range(value, value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any double: no stored value equals it
+            return self.rows[:0]
+        lo = np.searchsorted(self.values, number, side="left")
+        hi = np.searchsorted(self.values, number, side="right")
         return self.rows[lo:hi]
 
     def rows_in_range(
         self, gt: float | None, gte: float | None, lt: float | None, lte: float | None
     ) -> np.ndarray:
         """Rows where one of the field's numbers lies within the bounds."""
-        if any(b is not None and b != b for b in (gt, gte, lt, lte)):  # no number compares with NaN
+        bounds = (gt, gte, lt, lte)
+        if any(b is not None and b != b for b in bounds):  # no number compares with NaN
             return self.rows[:0]
+        if self.values.dtype.kind == "i":
+            # integers compared exactly: each bound becomes the integer it admits
+            low, high = _INT64_MIN, _INT64_MAX
+            if gte is not None:
+                low = max(low, _ceil(gte))
+            if gt is not None:
+                low = max(low, _floor(gt) + 1)
+            if lte is not None:
+                high = min(high, _floor(lte))
+            if lt is not None:
+                high = min(high, _ceil(lt) - 1)
+            return self._int_range(low, high)
         lo, hi = 0, len(self.values)
         if gte is not None:
-            lo = max(lo, int(np.searchsorted(self.values, gte, side="left")))
+            lo = max(lo, int(np.searchsorted(self.values, _as_double(gte), side="left")))
         if gt is not None:
-            lo = max(lo, int(np.searchsorted(self.values, gt, side="right")))
+            lo = max(lo, int(np.searchsorted(self.values, _as_double(gt), side="right")))
         if lte is not None:
-            hi = min(hi, int(np.searchsorted(self.values, lte, side="right")))
+            hi = min(hi, int(np.searchsorted(self.values, _as_double(lte), side="right")))
         if lt is not None:
-            hi = min(hi, int(np.searchsorted(self.values, lt, side="left")))
+            hi = min(hi, int(np.searchsorted(self.values, _as_double(lt), side="left")))
         return self.rows[lo:hi] if lo < hi else self.rows[:0]
+
+    def _int_range(self, low: int, high: int) -> np.ndarray:
+        """Rows whose integer lies in [low, high] (Python integers, any size)."""
+        low, high = max(low, _INT64_MIN), min(high, _INT64_MAX)
+        if low > high:
+            return self.rows[:0]
+        lo = int(np.searchsorted(self.values, np.int64(low), side="left"))
+        hi = int(np.searchsorted(self.values, np.int64(high), side="right"))
+        return self.rows[lo:hi]
 
     def present_mask(self, count: int) -> np.ndarray:
         """bool [count]: the rows whose field holds a value."""
@@ -174,10 +231,12 @@ class FieldIndex:
         for row, payload in enumerate(payloads):
             for value in _values_of(field_value(payload, name)):
                 if not _fits(kind, value):
-                    raise InputError(
-                        f"payloads: row {row}: field {name!r} holds {value!r}, which is not "
-                        f"a {kind} (its payload index type)"
+                    problem = (
+                        "a string with a NUL character, which a keyword index cannot hold"
+                        if isinstance(value, str)
+                        else f"{value!r}, which is not a {kind} (its payload index type)"
                     )
+                    raise InputError(f"payloads: row {row}: field {name!r} holds {problem}")
                 pair_rows.append(row)
                 pair_values.append(value)
                 present[row] = True
@@ -257,7 +316,9 @@ class PayloadIndex:
                 f"payload index {', '.join(spec)}: the build has no payloads to index "
                 "(give --payloads, or payload columns of a parquet file)"
             )
-        return cls({name: FieldIndex.build(name, kind, payloads, count) for name, kind in spec.items()})
+        return cls(
+            {name: FieldIndex.build(name, kind, payloads, count) for name, kind in spec.items()}
+        )
 
     def manifest_entry(self) -> dict[str, Any]:
         return {
@@ -276,7 +337,7 @@ class PayloadIndex:
             return []
         out = []
         ok = isinstance(entry, dict)
-        for name, item in (entry.items() if ok else []):
+        for name, item in entry.items() if ok else []:
             ok = (
                 isinstance(item, dict)
                 and item.get("type") in FIELD_TYPES

@@ -8,8 +8,10 @@ picks one).
   the whole graph but admitting only allowed rows to its candidates and results (the ACORN
   idea): when fewer than half of a node's neighbours pass, the neighbours of those that fail
   are examined too (two hops), up to a neighbour list's worth of allowed rows, so the search
-  keeps finding allowed rows where they are sparse. Rows that fail are never scored. A query that scores more than ``max_scored``
-  rows stops and is marked in ``status`` for the exact scan to answer it.
+  keeps finding allowed rows where they are sparse. Rows that fail are never scored. A query
+  that scores more than ``max_scored`` rows, or runs out of allowed candidates before it has
+  ``ef`` results (the allowed rows it reached are cut off from the others), is marked in
+  ``status`` for the exact scan to answer.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .beam import _descend, _pop_max, _push_max, _push_min, _replace_min, _write_best
 from .distances import prefetch_vector, score
-from .graph import _descend, _pop_max, _push_max, _push_min, _replace_min, _write_best
 from .prefetch import prefetch_row
 
 _AHEAD = 8  # rows prefetched ahead of the one being scored
@@ -57,7 +59,9 @@ def _scan_rows(
             if t + _AHEAD < n:
                 prefetch_vector(kind, fdata, hdata, codes, rows[t + _AHEAD])
             r = rows[t]
-            s = score(kind, l2, q, q8s[qi], qscales[qi], qsums[qi], qmus[qi], fdata, hdata, codes, lut, r)
+            s = score(
+                kind, l2, q, q8s[qi], qscales[qi], qsums[qi], qmus[qi], fdata, hdata, codes, lut, r
+            )
             if n_res < ef:
                 n_res = _push_min(res_keys, res_vals, n_res, s, r)
             elif s > res_keys[0]:
@@ -96,8 +100,8 @@ def _filtered_batch(
 ) -> None:
     """Beam-search every query over the rows where ``allowed`` (uint8 [n]) is 1, writing the
     ``ef`` best as :func:`~glint.index.kernels.graph._search_batch` does. ``status[qi]`` is
-    set to 1 for a query that gave up after scoring ``max_scored`` rows (its results are then
-    incomplete)."""
+    set to 1 for a query that gave up after scoring ``max_scored`` rows or found fewer than
+    ``ef`` (its results may then be incomplete)."""
     width = layer0.shape[1]
     tag = tag_state[0]
     few = width // 2  # fewer allowed neighbours than this: look two hops away
@@ -203,6 +207,9 @@ def _filtered_batch(
                             kept = _push_max(cand_keys, cand_vals, kept, cand_keys[c], cand_vals[c])
                     n_cand = kept
                 n_cand = _push_max(cand_keys, cand_vals, n_cand, s, nb)
+        if n_res < ef:
+            # the allowed rows within two hops of those reached ran out before the results
+            # filled: others may lie beyond, so the exact scan answers this query
+            status[qi] = 1
         _write_best(res_keys, res_vals, n_res, out_ids, out_scores, qi)
     tag_state[0] = tag
-
