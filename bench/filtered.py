@@ -1,6 +1,7 @@
 """Filtered search: glint against faiss with an ID selector, at several selectivities.
 
     python -m glint.bench.filtered --dataset DIR [--queries id,ood] [--nq 1000] [--out F.jsonl]
+    python -m glint.bench.filtered --report F.jsonl      # the markdown table of a results file
 
 The attributes are attached here (the recipe is this file, seeded):
 
@@ -224,7 +225,46 @@ def _cached_index(
     return load_index(path)
 
 
+def _qps(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if a is None:
+        return "—"
+    return "∞ (peer never reaches 0.95)" if b is None else f"{a / b:.1f}x"
+
+
+def report(path: Path) -> str:
+    """The markdown table of a results file (one row per query set and filter)."""
+    lines = [
+        "| queries | filter (selectivity) | planner | glint | scan arm | graph arm | faiss HNSW "
+        "| faiss flat | glint / faiss HNSW | glint / better arm | compile µs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for text in path.read_text().splitlines():
+        r = json.loads(text)
+        arms = [v for v in (r["glint-scan_qps95"], r["glint-graph_qps95"]) if v is not None]
+        best_arm = max(arms) if arms else None
+        lines.append(
+            f"| {r['queries']} | {r['case']} | {r['planner_arm']} | {_qps(r['glint_qps95'])} "
+            f"| {_qps(r['glint-scan_qps95'])} | {_qps(r['glint-graph_qps95'])} "
+            f"| {_qps(r['faiss-hnsw_qps95'])} | {_qps(r['faiss-flat_qps95'])} "
+            f"| {_ratio(r['glint_qps95'], r['faiss-hnsw_qps95'])} "
+            f"| {_ratio(r['glint_qps95'], best_arm)} | {r['compile_us']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        import sys
+
+        argv = sys.argv[1:]
+    if argv[:1] == ["--report"]:
+        for name in argv[1:]:
+            print(report(Path(name)))
+        return 0
     parser = argparse.ArgumentParser(prog="python -m glint.bench.filtered")
     parser.add_argument("--dataset", required=True, type=Path)
     parser.add_argument("--queries", default="id,ood")

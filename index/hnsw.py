@@ -10,6 +10,7 @@ level (``lvq4x4``, ``lvq4x8``) the ``rerank`` best candidates are re-scored with
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, cast
@@ -39,10 +40,14 @@ _ADD_CHUNK = 16384
 # gives 0.921; wider beams, more slack or a second pass cost build time and gained nothing.
 LAYER0_ALPHA = 1.1
 LAYER0_BEAM = 64
-# A filtered search scans its allowed rows exactly when there are at most this many, and
-# searches the graph admitting only them when there are more (see plan_filter); calibrated
-# on dense-minilm by bench/filtered.py (docs/design-filtered-search.md).
-FILTER_SCAN_ROWS = 8_000
+# A filtered search scans its allowed rows exactly when they are few, and searches the graph
+# admitting only them otherwise (see plan_filter). The scan costs its count of rows; the graph
+# arm costs about as much as scanning FILTER_SCAN_ROWS rows at 10% selectivity or more, and
+# FILTER_SCAN_GROWTH times that more per decade of selectivity below (its walks between
+# allowed rows grow longer). Calibrated on dense-minilm-100k by bench/filtered.py, both arms
+# forced (docs/design-filtered-search.md).
+FILTER_SCAN_ROWS = 5_500
+FILTER_SCAN_GROWTH = 1.2
 # The graph arm gives a query up (and scans its rows instead) once it has scored this share
 # of the allowed rows: past it, the exact scan would have been the cheaper arm.
 FILTER_GIVE_UP = 0.5
@@ -385,7 +390,9 @@ class HNSWIndex(Index[HNSWSearchParams]):
         are few, else ``"graph"``; a ``filter_arm`` other than ``auto`` forces it."""
         if params.filter_arm != "auto":
             return params.filter_arm
-        return "scan" if allowed.count <= FILTER_SCAN_ROWS else "graph"
+        decades = max(0.0, math.log10(0.1 / max(allowed.selectivity, 1e-12)))
+        threshold = FILTER_SCAN_ROWS * (1.0 + FILTER_SCAN_GROWTH * decades)
+        return "scan" if allowed.count <= threshold else "graph"
 
     def _search(
         self,
