@@ -7,6 +7,8 @@
     with Client("http://127.0.0.1:8000", api_key="...") as client:
         hits = client.search("docs", vector, k=10)
         batch = client.search_batch("docs", matrix, k=10)   # numpy in, numpy out
+        hits = client.search("docs", vector, k=10, filter={"must": [
+            {"key": "lang", "match": {"value": "en"}}]})      # or a typed Filter(...)
 
 :class:`Client` and :class:`AsyncClient` have the same methods; the async ones are awaitable.
 Errors are documented in :mod:`glint.client.errors`; the request and response models are those
@@ -42,10 +44,17 @@ from .models import (
     CollectionList,
     ErrorBody,
     ErrorResponse,
+    FieldCondition,
+    Filter,
+    HasIdCondition,
     Health,
     Hit,
     Include,
+    IsEmptyCondition,
+    IsEmptyKey,
+    Match,
     MetricName,
+    Range,
     SearchRequest,
     SearchResponse,
 )
@@ -65,14 +74,21 @@ __all__ = [
     "ConflictError",
     "ErrorBody",
     "ErrorResponse",
+    "FieldCondition",
+    "Filter",
     "GlintClientError",
+    "HasIdCondition",
     "Health",
     "Hit",
     "Include",
     "InvalidRequestError",
+    "IsEmptyCondition",
+    "IsEmptyKey",
+    "Match",
     "MetricName",
     "NotFoundError",
     "PermissionDeniedError",
+    "Range",
     "RequestTimeout",
     "ResponseDecodeError",
     "RetryConfig",

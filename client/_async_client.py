@@ -21,7 +21,7 @@ from ._base import (
     VerifyTypes,
 )
 from ._retry import Call, retry_after_error, retry_after_response, transport_error
-from .models import CollectionInfo, Health, Hit, SearchResponse
+from .models import CollectionInfo, Filter, Health, Hit, SearchResponse
 
 __all__ = ["AsyncClient"]
 
@@ -147,14 +147,20 @@ class AsyncClient(BaseClient):
         *,
         params: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
     ) -> list[Hit]:
         """The ``k`` nearest hits to ``query``, best first.
 
         ``query`` is a 1-D vector (sent as ``vector``) or a 2-D token matrix (sent as
         ``vectors``, for multi-vector collections). ``params`` are the index kind's search
-        parameters; ``include=["payload"]`` returns each hit's payload.
+        parameters; ``include=["payload"]`` returns each hit's payload. ``filter`` (a
+        :class:`~glint.client.models.Filter`, or its JSON as a mapping, checked before it is
+        sent) keeps only the points whose payload passes it: ``{"must": [{"key": "lang",
+        "match": {"value": "en"}}]}``; its fields need a payload index in the collection.
         """
-        response = await self.search_response(name, query, k, params=params, include=include)
+        response = await self.search_response(
+            name, query, k, params=params, include=include, filter=filter
+        )
         return response.hits
 
     async def search_response(
@@ -165,9 +171,10 @@ class AsyncClient(BaseClient):
         *,
         params: Mapping[str, Any] | None = None,
         include: Sequence[str] | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
     ) -> SearchResponse:
         """Like :meth:`search`, with the metric and the server-side time as well."""
-        return await self._run(self._search_call(name, query, k, params, include))
+        return await self._run(self._search_call(name, query, k, params, include, filter))
 
     async def search_batch(
         self,
@@ -176,6 +183,7 @@ class AsyncClient(BaseClient):
         k: int = 10,
         *,
         params: Mapping[str, Any] | None = None,
+        filter: Filter | Mapping[str, Any] | None = None,
         binary: bool = True,
         timeout: TimeoutTypes | None = None,
     ) -> BatchResult:
@@ -187,9 +195,11 @@ class AsyncClient(BaseClient):
         With ``binary`` (the default) the matrix goes as ``.npy`` and the answer comes as
         ``.npz``; otherwise both are JSON. Either way the result holds int64 ids and float32
         scores of shape ``[nq, k]``, padded with id -1 (see :class:`BatchResult`).
-        ``timeout`` overrides the client's for this call.
+        ``filter`` (as in :meth:`search`) applies to every query; ``timeout`` overrides the
+        client's for this call.
         """
-        return await self._run(self._search_batch_call(name, queries, k, params, binary, timeout))
+        call = self._search_batch_call(name, queries, k, params, binary, timeout, filter)
+        return await self._run(call)
 
     async def load(
         self,

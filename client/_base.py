@@ -13,7 +13,7 @@ import itertools
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import httpx
@@ -43,6 +43,7 @@ from ._retry import DEFAULT_RETRIES, Call, RetryConfig, to_retry
 from ._validate import (
     batch_matrix,
     batch_token_sets,
+    check_filter,
     check_include,
     check_k,
     check_name,
@@ -52,7 +53,7 @@ from ._validate import (
     is_token_sets,
     query_body,
 )
-from .models import CollectionInfo, Health, SearchResponse
+from .models import CollectionInfo, Filter, Health, SearchResponse
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -65,6 +66,23 @@ __all__ = [
     "TimeoutTypes",
     "VerifyTypes",
 ]
+
+
+class _BatchSearch(NamedTuple):
+    """What a batch asks of each of its queries, checked: ``k``, ``params`` and the filter's
+    JSON object (None for no filter)."""
+
+    k: int
+    params: dict[str, Any]
+    filter: dict[str, Any] | None
+
+    def json_fields(self, queries: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body of a batch of ``queries`` (its one member, ``vectors`` or
+        ``token_sets``)."""
+        fields = {**queries, "k": self.k, "params": self.params}
+        if self.filter is not None:
+            fields["filter"] = self.filter
+        return fields
 
 
 class BaseClient:
@@ -177,12 +195,16 @@ class BaseClient:
         k: int,
         params: Mapping[str, Any] | None,
         include: Sequence[str] | str | None,
+        filter: Filter | Mapping[str, Any] | None = None,
     ) -> Call[SearchResponse]:
         path = self._collection_path(name, "/search")
         body = query_body(query)
         body["k"] = check_k(k)
         body["params"] = check_params(params)
         body["include"] = check_include(include)
+        checked_filter = check_filter(filter)
+        if checked_filter is not None:  # no filter, no key: what older servers take
+            body["filter"] = checked_filter
         request = self._request("POST", path, json_body=body)
         return Call(request, parser(SearchResponse), idempotent=True)
 
@@ -194,18 +216,19 @@ class BaseClient:
         params: Mapping[str, Any] | None,
         binary: bool,
         timeout: TimeoutTypes | None,
+        filter: Filter | Mapping[str, Any] | None = None,
     ) -> Call[BatchResult]:
         path = self._collection_path(name, "/search/batch")
         k = check_k(k)
-        checked = check_params(params)
+        search = _BatchSearch(k, check_params(params), check_filter(filter))
         if is_token_sets(queries):
-            return self._token_batch_call(path, queries, k, checked, binary, timeout)
+            return self._token_batch_call(path, queries, search, binary, timeout)
         matrix = batch_matrix(queries)
         if binary:
             body = encode_npy(matrix)
-            request = self._binary_batch_request(path, body, NPY_MEDIA_TYPE, k, checked, timeout)
+            request = self._binary_batch_request(path, body, NPY_MEDIA_TYPE, search, timeout)
         else:
-            fields = {"vectors": matrix, "k": k, "params": checked}
+            fields = search.json_fields({"vectors": matrix})
             request = self._request("POST", path, json_body=fields, timeout=timeout)
         return Call(request, batch_parser(matrix.shape[0], k), idempotent=True)
 
@@ -214,15 +237,16 @@ class BaseClient:
         path: str,
         body: bytes,
         content_type: str,
-        k: int,
-        params: dict[str, Any],
+        search: _BatchSearch,
         timeout: TimeoutTypes | None,
     ) -> httpx.Request:
-        """A binary batch: the array(s) as the body, ``k`` and ``params`` in the query
-        string, the answer asked for as ``.npz``."""
-        query = {"k": str(k)}
-        if params:
-            query["params"] = json.dumps(params, separators=(",", ":"))
+        """A binary batch: the array(s) as the body, ``k``, ``params`` and ``filter`` in the
+        query string (the last two as JSON), the answer asked for as ``.npz``."""
+        query = {"k": str(search.k)}
+        if search.params:
+            query["params"] = json.dumps(search.params, separators=(",", ":"))
+        if search.filter is not None:
+            query["filter"] = json.dumps(search.filter, separators=(",", ":"))
         return self._request(
             "POST",
             path,
@@ -237,8 +261,7 @@ class BaseClient:
         self,
         path: str,
         queries: object,
-        k: int,
-        params: dict[str, Any],
+        search: _BatchSearch,
         binary: bool,
         timeout: TimeoutTypes | None,
     ) -> Call[BatchResult]:
@@ -246,12 +269,12 @@ class BaseClient:
         nq = offsets.shape[0] - 1
         if binary:
             body = encode_npz(tokens=tokens, offsets=offsets)
-            request = self._binary_batch_request(path, body, NPZ_MEDIA_TYPE, k, params, timeout)
+            request = self._binary_batch_request(path, body, NPZ_MEDIA_TYPE, search, timeout)
         else:
             sets = [np.ascontiguousarray(tokens[a:b]) for a, b in itertools.pairwise(offsets)]
-            fields = {"token_sets": sets, "k": k, "params": params}
+            fields = search.json_fields({"token_sets": sets})
             request = self._request("POST", path, json_body=fields, timeout=timeout)
-        return Call(request, batch_parser(nq, k), idempotent=True)
+        return Call(request, batch_parser(nq, search.k), idempotent=True)
 
     def _load_call(
         self,

@@ -14,12 +14,14 @@ import numpy.typing as npt
 import orjson
 
 from glint.wire import check_token_sets
+from glint.wire.filters import filter_json
 
-from .models import Include
+from .models import Filter, Include
 
 __all__ = [
     "batch_matrix",
     "batch_token_sets",
+    "check_filter",
     "check_include",
     "check_k",
     "check_name",
@@ -68,6 +70,13 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"params must be JSON-serialisable: {exc}") from None
     return out
+
+
+def check_filter(filter: Filter | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A search's filter as the JSON object to send, or None for no filter (None, or one
+    without clauses). A mapping is checked against :class:`Filter` here: a ValueError names
+    the place (``filter.must.0.match``) before anything is sent."""
+    return filter_json(filter)
 
 
 def check_include(include: Sequence[str] | str | None) -> list[str]:

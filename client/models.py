@@ -4,7 +4,9 @@ Defined once, here, and imported by both the service and the client. Only pydant
 standard library and :mod:`glint.wire` are imported, so the client stays light.
 
 The binary batch transport (``.npy`` in, ``.npz`` out), its media types and headers are those
-of :mod:`glint.wire`; ``NPY_MEDIA_TYPE`` and ``NPZ_MEDIA_TYPE`` are re-exported here.
+of :mod:`glint.wire`; ``NPY_MEDIA_TYPE`` and ``NPZ_MEDIA_TYPE`` are re-exported here, and so
+are the models of a search's ``filter`` (:mod:`glint.wire.filters`: :class:`Filter` and its
+conditions), for building typed filters.
 """
 
 from __future__ import annotations
@@ -14,6 +16,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from glint.wire import NPY_MEDIA_TYPE, NPZ_MEDIA_TYPE
+from glint.wire.filters import (
+    FieldCondition,
+    Filter,
+    HasIdCondition,
+    IsEmptyCondition,
+    IsEmptyKey,
+    Match,
+    Range,
+)
 
 __all__ = [
     "NPY_MEDIA_TYPE",
@@ -24,10 +35,17 @@ __all__ = [
     "CollectionList",
     "ErrorBody",
     "ErrorResponse",
+    "FieldCondition",
+    "Filter",
+    "HasIdCondition",
     "Health",
     "Hit",
     "Include",
+    "IsEmptyCondition",
+    "IsEmptyKey",
+    "Match",
     "MetricName",
+    "Range",
     "SearchRequest",
     "SearchResponse",
 ]
@@ -82,6 +100,11 @@ class SearchRequest(_Model):
     include: list[Include] = Field(
         default_factory=list, fail_fast=True, description="Extra fields to return with each hit."
     )
+    filter: Filter | None = Field(
+        default=None,
+        description="Only points whose payload passes this filter are returned (its fields "
+        "need a payload index).",
+    )
 
     @model_validator(mode="after")
     def _one_query(self) -> SearchRequest:
@@ -121,6 +144,9 @@ class BatchSearchRequest(_Model):
     )
     k: int = Field(default=10, ge=1, strict=True, description="Hits per query.")
     params: dict[str, Any] = Field(default_factory=dict)
+    filter: Filter | None = Field(
+        default=None, description="One filter for every query of the batch."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> BatchSearchRequest:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_loadtest_command", "cmd_loadtest", "parse_param"]
+__all__ = ["add_loadtest_command", "cmd_loadtest", "parse_filter_arg", "parse_param"]
 
 log = logging.getLogger("glint.loadtest")
 
@@ -80,6 +80,21 @@ def parse_param(pair: str) -> tuple[str, Any]:
     return key.strip(), _number(value.strip())
 
 
+def parse_filter_arg(text: str) -> Any:
+    """The JSON of ``--filter``: given inline, or ``@FILE`` for the JSON in FILE (a ValueError
+    says what is wrong; whether it is a filter, :class:`LoadConfig` checks)."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--filter {text}: cannot read it ({exc})") from None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        detail = exc if isinstance(exc, ValueError) else "nested too deeply"
+        raise ValueError(f"--filter is not valid JSON: {detail}") from None
+
+
 def _usage(message: str) -> int:
     sys.stderr.write(f"glint loadtest: error: {message}\n")
     return 2
@@ -97,6 +112,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 
     try:
         params = dict(parse_param(pair) for pair in args.param)
+        flt = parse_filter_arg(args.filter) if args.filter is not None else None
     except ValueError as exc:
         return _usage(str(exc))
     if args.batch is not None and args.mode != "batch":
@@ -121,6 +137,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
             batch=args.batch or 32,
             k=args.k,
             params=params,
+            filter=flt,
             concurrency=args.concurrency,
             count=args.count,
             duration=args.duration,
@@ -225,6 +242,12 @@ def add_loadtest_command(sub: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="search parameter (repeatable); numbers are sent as numbers",
+    )
+    p.add_argument(
+        "--filter",
+        metavar="JSON",
+        help='a filter sent with every search, e.g. \'{"must": [{"key": "lang", "match": '
+        '{"value": "en"}}]}\' (or @FILE for the JSON in FILE)',
     )
     p.add_argument(
         "--queries",

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from glint.wire.filters import Filter, filter_json
+
 from .errors import UsageError
 
 __all__ = ["DEFAULT_COUNT", "LoadConfig", "Mode", "QuerySource", "ReloadPlan", "Transport"]
@@ -50,8 +52,10 @@ class LoadConfig:
     means ``count=1000``. ``queries`` is a ``.npy``/``.npz`` path, a float32 ``[n, dim]``
     matrix, a ``(tokens, offsets)`` pair for a multi-vector collection, or ``None`` for random
     unit vectors (``seed``) of the collection's dimension. ``batch`` is the queries per request
-    in batch mode (single mode sends one). ``api_key`` is sent as a bearer token with every
-    search; reloads use ``admin_key`` (or else ``api_key``).
+    in batch mode (single mode sends one). ``filter`` (a :class:`~glint.wire.filters.Filter`
+    or its JSON object) goes with every search; it is kept as the JSON object it is sent as
+    (None: no filter, or one without clauses). ``api_key`` is sent as a bearer token with
+    every search; reloads use ``admin_key`` (or else ``api_key``).
     """
 
     url: str
@@ -61,6 +65,7 @@ class LoadConfig:
     batch: int = 32
     k: int = 10
     params: Mapping[str, Any] = field(default_factory=dict)
+    filter: Filter | Mapping[str, Any] | None = None
     concurrency: int = 8
     count: int | None = None
     duration: float | None = None
@@ -99,8 +104,18 @@ class LoadConfig:
             _positive("duration", self.duration)
         object.__setattr__(self, "url", self.url.rstrip("/"))
         object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "filter", _filter_json(self.filter))
         object.__setattr__(self, "reloads", tuple(sorted(self.reloads, key=lambda r: r.at)))
 
     @property
     def queries_per_request(self) -> int:
         return self.batch if self.mode == "batch" else 1
+
+
+def _filter_json(value: Filter | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A filter as the JSON object to send (None for none, or one without clauses), or a
+    UsageError naming the place where it is malformed."""
+    try:
+        return filter_json(value)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None

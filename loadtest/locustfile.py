@@ -5,8 +5,9 @@
 Settings come from the environment: ``GLINT_COLLECTION`` (default ``docs``),
 ``GLINT_API_KEY`` (sent as a bearer key), ``GLINT_K`` (default 10), ``GLINT_MODE`` (``single``:
 one JSON query per request, the default; ``batch``: binary ``.npy`` batches answered as
-``.npz``) and ``GLINT_BATCH`` (queries per batch, default 32). Each user reads the
-collection's dimension on start and sends random unit vectors, back to back.
+``.npz``), ``GLINT_BATCH`` (queries per batch, default 32) and ``GLINT_FILTER`` (a filter's
+JSON, sent with every search). Each user reads the collection's dimension on start and sends
+random unit vectors, back to back.
 
 Locust is not a dependency of glint and nothing in glint imports this file; it needs only
 locust and numpy. Multi-vector collections are not covered here (use ``glint loadtest``).
@@ -14,6 +15,7 @@ locust and numpy. Multi-vector collections are not covered here (use ``glint loa
 
 from __future__ import annotations
 
+import json
 import os
 from urllib.parse import quote
 
@@ -29,6 +31,7 @@ API_KEY = os.environ.get("GLINT_API_KEY", "")
 K = int(os.environ.get("GLINT_K", "10"))
 MODE = os.environ.get("GLINT_MODE", "single")
 BATCH = int(os.environ.get("GLINT_BATCH", "32"))
+FILTER = json.loads(os.environ["GLINT_FILTER"]) if os.environ.get("GLINT_FILTER") else None
 if MODE not in ("single", "batch"):
     raise ValueError(f"GLINT_MODE must be 'single' or 'batch', got {MODE!r}")
 
@@ -57,12 +60,13 @@ class GlintUser(HttpUser):  # type: ignore[misc, unused-ignore]  # HttpUser: Any
     @task  # type: ignore[untyped-decorator, unused-ignore]  # task: Any without locust
     def search(self) -> None:
         if MODE == "single":
-            body = {"vector": self._unit(1)[0].tolist(), "k": K}
+            body = {"vector": self._unit(1)[0].tolist(), "k": K, "filter": FILTER}
             self.client.post(f"{BASE}/search", json=body, name="search")
             return
+        query = {"k": K} if FILTER is None else {"k": K, "filter": json.dumps(FILTER)}
         self.client.post(
             f"{BASE}/search/batch",
-            params={"k": K},
+            params=query,
             data=encode_npy(self._unit(BATCH)),
             headers={"Content-Type": NPY_MEDIA_TYPE, "Accept": NPZ_MEDIA_TYPE},
             name=f"search/batch x{BATCH} (binary)",

@@ -53,12 +53,12 @@ class RequestBuilder(BaseClient):
     def search(self, chunk: Queries) -> httpx.Request:
         """The search of ``chunk``: its first query alone in single mode, else all of it."""
         config = self._config
-        name, k, params = config.collection, config.k, config.params
+        name, k, params, flt = config.collection, config.k, config.params, config.filter
         try:
             if config.mode == "single":
-                return self._search_call(name, chunk[0], k, params, None).request
+                return self._search_call(name, chunk[0], k, params, None, flt).request
             binary = config.transport == "binary"
-            return self._search_batch_call(name, chunk, k, params, binary, None).request
+            return self._search_batch_call(name, chunk, k, params, binary, None, flt).request
         except ValueError as exc:
             raise LoadTestError(f"cannot build a search request: {exc}") from None
 

@@ -32,6 +32,7 @@ A report is a JSON object::
   ``null`` for a second with none.
 - ``events``: the admin reloads fired during the run; ``start_s`` is ``null`` (and ``ok``
   false) for a reload whose time came after the load had finished.
+- ``filter``: the filter every search carried (``--filter``), ``null`` for none.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class LoadReport:
     histogram_ms: dict[str, list[Any]]
     timeline: list[dict[str, Any]]
     events: list[dict[str, Any]] = field(default_factory=list)
+    filter: dict[str, Any] | None = None
     schema: str = SCHEMA
 
     @property

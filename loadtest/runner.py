@@ -240,6 +240,7 @@ def _meta(config: LoadConfig, started_at: str, dim: int, multivector: bool) -> d
         "batch": config.queries_per_request,
         "k": config.k,
         "params": dict(config.params),
+        "filter": config.filter,
         "concurrency": config.concurrency,
         "warmup": config.warmup,
         "bound": {"count": config.count, "duration_s": config.duration},

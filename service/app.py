@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -105,10 +106,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (health, collections, search, admin):
         app.include_router(module.router)
+    _add_schema_components(app, search.SCHEMA_COMPONENTS)
     install_docs(app, settings)
     # the hot single-query route, matched before FastAPI's own (which documents it)
     app.router.routes.insert(0, search.fast_search_route())
     return app
+
+
+def _add_schema_components(app: FastAPI, schemas: Mapping[str, Any]) -> None:
+    """Add ``schemas`` to the components of the app's OpenAPI schema: the models that the
+    request bodies described inline (the search routes') refer to."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = build()  # FastAPI's: made once, then kept in app.openapi_schema
+        if fresh:
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(schemas)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way
 
 
 def create_app_from_env() -> FastAPI:

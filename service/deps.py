@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from starlette.types import Scope
 
 from glint.index import Index, SearchParams, SearchResult
+from glint.wire.filters import Filter
 
 from .auth import KeyRing, Role
 from .cores import CoreBudget
@@ -106,16 +107,21 @@ class SearchPool:
         params: Mapping[str, Any],
         threads: int,
         ticket: Ticket | None = None,
+        *,
+        filter: Filter | None = None,
     ) -> SearchResult:
         """``index.search`` with up to ``threads`` cores, whatever of them are free, for the
-        search :meth:`resolve` makes of ``params``, within ``ticket`` (a new one without)."""
+        search :meth:`resolve` makes of ``params``, within ``ticket`` (a new one without).
+        ``filter`` is compiled into the rows it allows on the worker thread, with the
+        search: its cost grows with the collection, so it is kept off the event loop."""
         resolved = self.resolve(index, k, params)
 
         def work(still_wanted: Callable[[], bool]) -> SearchResult | None:
             with self.cores.take(threads) as got:
                 if not still_wanted():  # timed out while waiting for cores: skip the work
                     return None
-                return index.search(queries, k, params=resolved, threads=got)
+                allowed = index.allowed_rows(filter) if filter is not None else None
+                return index.search(queries, k, params=resolved, filter=allowed, threads=got)
 
         return await self._run(work, ticket, "the search")
 

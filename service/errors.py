@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,9 +26,11 @@ from glint.index.errors import (
     NotFoundError,
     OverLimitError,
 )
+from glint.index.filters import FilterError
 from glint.wire import code_for_status, status_for
+from glint.wire.filters import error_place
 
-__all__ = ["ServiceError", "error_response", "install_error_handlers"]
+__all__ = ["ServiceError", "error_response", "filter_error", "install_error_handlers"]
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +78,27 @@ def _validation_error(exc: RequestValidationError) -> ServiceError:
     field = ".".join(loc) or None
     if first.get("type") == "json_invalid":
         return ServiceError("invalid_json", f"request body is not valid JSON: {first.get('msg')}")
+    if loc and loc[0] == "filter":
+        return filter_error({**first, "loc": loc}, root="")
     where = f"field '{field}'" if field else "request body"
     return ServiceError("invalid_request", f"{where}: {first.get('msg')}", field)
 
 
-# The index's errors, most specific first: (exception, code, field at fault).
+def filter_error(error: Mapping[str, Any], root: str = "filter") -> ServiceError:
+    """The answer to a malformed filter (``error``, pydantic's first about it; its location
+    under ``root``): 400 ``invalid_filter``, naming the place as the engine does the errors of
+    a filter it cannot apply (``filter.must.0.match: ...``)."""
+    field = error_place(error, root)
+    message = str(error.get("msg")).removeprefix("Value error, ")
+    return ServiceError("invalid_filter", f"{field}: {message}", field)
+
+
+# The index's errors, most specific first: (exception, code, field at fault; a FilterError
+# names its own).
 _INDEX_ERRORS: tuple[tuple[type[Exception], str, str | None], ...] = (
     (DimensionError, "dimension_mismatch", "vector"),
     (ConfigError, "invalid_parameter", "params"),
+    (FilterError, "invalid_filter", "filter"),
     (InputError, "invalid_input", None),
     (NotFoundError, "not_found", None),
     (FormatError, "invalid_index", None),
@@ -94,6 +110,8 @@ def _index_error(exc: Exception) -> ServiceError:
     if isinstance(exc, OverLimitError):  # a candidate count over the server's cap
         return ServiceError("invalid_parameter", str(exc), f"params.{exc.param}", status=422)
     code, field = next((c, f) for kind, c, f in _INDEX_ERRORS if isinstance(exc, kind))
+    if isinstance(exc, FilterError):
+        field = exc.field
     return ServiceError(code, str(exc), field)
 
 

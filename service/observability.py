@@ -78,6 +78,14 @@ class Metrics:
             ["collection"],
             registry=r,
         )
+        # glint_queries split by whether a filter restricted the search: a counter of its own,
+        # so that glint_queries keeps the one series per collection it has always had
+        self.queries_by_filter = Counter(
+            "glint_search_queries",
+            "Queries searched, by whether a filter restricted them (a batch counts each query)",
+            ["collection", "filtered"],
+            registry=r,
+        )
         self.timeouts = Counter(
             "glint_search_timeouts",
             "Requests answered 503 at the request timeout (body, parse, queue or search)",
@@ -115,6 +123,12 @@ class Metrics:
         self.vectors = Gauge(
             "glint_index_vectors", "Vectors in an index", ["collection"], registry=r
         )
+
+    def count_queries(self, collection: str, n: int, *, filtered: bool) -> None:
+        """Count ``n`` queries searched in ``collection``, with or without a filter (the
+        label says which, never what the filter was)."""
+        self.queries.labels(collection).inc(n)
+        self.queries_by_filter.labels(collection, "true" if filtered else "false").inc(n)
 
 
 class ObservabilityMiddleware:

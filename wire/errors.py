@@ -48,6 +48,12 @@ _TABLE = (
     ),
     ErrorCode("invalid_input", 400, "the index cannot use the input (NaN, empty, ...)"),
     ErrorCode(
+        "invalid_filter",
+        400,
+        "a filter this collection cannot apply: a field without a payload index, a value of "
+        "the wrong type, a malformed clause",
+    ),
+    ErrorCode(
         "invalid_index",
         400,
         "an index directory is damaged, foreign or of an unknown version",

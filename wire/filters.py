@@ -14,7 +14,9 @@ the engine (:mod:`glint.index.filters`) compiles them. What a filter means for a
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -26,6 +28,7 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    ValidationError,
     model_validator,
 )
 
@@ -40,15 +43,17 @@ __all__ = [
     "Match",
     "Range",
     "Scalar",
+    "error_place",
+    "filter_json",
 ]
 
 MAX_FILTER_DEPTH = 16
 """Filters nest at most this deep (a bound on the work a hostile request can ask for)."""
 
-Scalar = Union[StrictStr, StrictInt, StrictFloat, StrictBool]
+Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
 """A payload value a condition compares with: a string, an integer, a float or a boolean
 (strict: ``"1"`` is a string and ``true`` is not the integer 1)."""
-_Number = Union[StrictInt, StrictFloat]
+_Number = StrictInt | StrictFloat
 _Values = Annotated[list[Scalar], Field(min_length=1, fail_fast=True)]
 
 
@@ -70,7 +75,11 @@ class Match(_Strict):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Match:
-        given = [n for n, v in (("value", self.value), ("any", self.any), ("except", self.except_)) if v is not None]
+        given = [
+            n
+            for n, v in (("value", self.value), ("any", self.any), ("except", self.except_))
+            if v is not None
+        ]
         if len(given) != 1:
             raise ValueError("match takes exactly one of 'value', 'any' and 'except'")
         return self
@@ -136,12 +145,12 @@ def _condition_tag(value: Any) -> str:
 
 
 Condition = Annotated[
-    Union[
-        Annotated[FieldCondition, Tag("FieldCondition")],
-        Annotated[HasIdCondition, Tag("HasIdCondition")],
-        Annotated[IsEmptyCondition, Tag("IsEmptyCondition")],
-        Annotated["Filter", Tag("Filter")],
-    ],
+    (
+        Annotated[FieldCondition, Tag("FieldCondition")]
+        | Annotated[HasIdCondition, Tag("HasIdCondition")]
+        | Annotated[IsEmptyCondition, Tag("IsEmptyCondition")]
+        | Annotated["Filter", Tag("Filter")]
+    ),
     Discriminator(_condition_tag),
 ]
 _Clauses = Annotated[list[Condition], Field(min_length=1, fail_fast=True)]
@@ -188,3 +197,52 @@ class Filter(_Strict):
 
 
 Filter.model_rebuild()
+
+
+_TAGS = frozenset({"FieldCondition", "HasIdCondition", "IsEmptyCondition", "Filter"})
+_SCALAR_TAGS = frozenset({"str", "int", "float", "bool"})
+
+
+def error_place(error: Mapping[str, Any], root: str = "filter") -> str:
+    """Where a pydantic error of a filter is, in the user's terms: its location under
+    ``root`` (``filter.must.0.match``; ``""`` for a location that starts at the filter's
+    field already) without the names pydantic adds for the members of a union
+    (``FieldCondition``, the ``str`` of a scalar)."""
+    loc = [str(p) for p in error.get("loc", ())]
+    unknown = loc.pop() if loc and error.get("type") == "extra_forbidden" else None
+    parts = [p for p in loc if p not in _TAGS]
+    if unknown is not None:
+        parts.append(unknown)  # a key the user wrote, whatever its name
+    elif parts and parts[-1] in _SCALAR_TAGS:
+        parts.pop()  # a union member's name, not a key the user wrote
+    return ".".join([root, *parts] if root else parts)
+
+
+def filter_json(value: Filter | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A filter as the JSON object a request carries it as, from a :class:`Filter` or a
+    mapping (checked against it); None for no filter (None, or one without clauses).
+
+    Raises:
+        ValueError: the mapping is no filter (the message names the place,
+            ``filter.must.0.match: ...``), or a number in it is NaN or infinite, which JSON
+            cannot carry.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Filter):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"filter must be a Filter or a mapping, got {type(value).__name__}")
+        try:
+            value = Filter.model_validate(dict(value))
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise ValueError(f"{error_place(first)}: {message}") from None
+    if value.is_empty():
+        return None
+    dumped: dict[str, Any] = value.model_dump(by_alias=True, exclude_none=True)
+    try:
+        json.dumps(dumped, allow_nan=False)
+    except ValueError:
+        raise ValueError("filter must hold finite numbers (no NaN or infinity)") from None
+    return dumped

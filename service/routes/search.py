@@ -32,10 +32,11 @@ from glint.client.models import (
     SearchResponse,
 )
 from glint.index import DimensionError, Index, InputError, SearchResult, TokenSets
+from glint.index.filters import FilterError
 from glint.index.multivec import as_token_sets
 from glint.service import stepwise
 from glint.service.deps import ReadKey, SearchPool, Service, ServiceDep, Ticket, authorize
-from glint.service.errors import ServiceError
+from glint.service.errors import ServiceError, filter_error
 from glint.service.limits import (
     SMALL_ANSWER_HITS,
     SMALL_JSON_BODY,
@@ -60,6 +61,7 @@ from glint.wire import (
     encode_npz,
     media_type,
 )
+from glint.wire.filters import Filter
 
 router = APIRouter(prefix="/v1/collections", tags=["search"])
 M = TypeVar("M", bound=BaseModel)
@@ -131,12 +133,15 @@ async def _run_search(
     threads: int,
     field: str,
     ticket: Ticket,
+    filter: Filter | None = None,
 ) -> tuple[SearchResult, float]:
     started = time.perf_counter()
     try:
-        result = await pool.search(index, queries, k, params, threads, ticket)
+        result = await pool.search(index, queries, k, params, threads, ticket, filter=filter)
     except DimensionError as exc:  # named after the request's field, not a fixed one
         raise ServiceError("dimension_mismatch", str(exc), field) from None
+    except FilterError as exc:  # an InputError too, but one that names its own place
+        raise ServiceError("invalid_filter", str(exc), exc.field) from None
     except InputError as exc:  # a bad query (a zero vector under cos, say): the same
         raise ServiceError("invalid_input", str(exc), field) from None
     took = (time.perf_counter() - started) * 1000.0
@@ -151,16 +156,23 @@ async def _run_search(
     return result, took
 
 
+SCHEMA_COMPONENTS: dict[str, Any] = {}
+"""The models the request bodies below refer to (the filter's), for the app to add to the
+OpenAPI schema's components: no route takes those bodies as parameters, so FastAPI does not."""
+
+
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON Schema of a request body, described inline, its sub-models moved to
+    :data:`SCHEMA_COMPONENTS` (where its references point)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    SCHEMA_COMPONENTS.update(schema.pop("$defs", {}))
+    return schema
+
+
 _SEARCH_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {
-            JSON_MEDIA_TYPE: {
-                "schema": SearchRequest.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
-            }
-        },
+        "content": {JSON_MEDIA_TYPE: {"schema": _body_schema(SearchRequest)}},
     }
 }
 
@@ -237,7 +249,7 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
     # what the search needs, taken out of the model, which goes now: it would hold its
     # Python lists (a token matrix's floats) until the search ends
     k, params, payload = parsed.k, parsed.params, "payload" in parsed.include
-    vector, vectors = parsed.vector, parsed.vectors
+    vector, vectors, flt = parsed.vector, parsed.vectors, _given(parsed.filter)
     del parsed
     index = service.registry.get(name).index
     k = _check_k(k, service.settings)
@@ -259,8 +271,8 @@ async def search_one(name: str, request: Request, service: Service) -> Response:
     del vector, vectors
     query = await _off_loop(pool, ticket, large, _as_matrix, values, field)
     del values
-    result, took = await _run_search(pool, index, query, k, params, 1, field, ticket)
-    service.metrics.queries.labels(name).inc()
+    result, took = await _run_search(pool, index, query, k, params, 1, field, ticket, flt)
+    service.metrics.count_queries(name, 1, filtered=flt is not None)
     keep = result.ids[0] >= 0
     ids = result.ids[0][keep].tolist()
     scores = result.scores[0][keep].tolist()
@@ -313,13 +325,19 @@ def _decode_npz_token_sets(body: bytes, charge: Charge | None, max_bytes: int) -
         raise ServiceError("invalid_request", str(exc), "token_sets") from None
 
 
-_Batch = tuple[Any, int, dict[str, Any]]  # queries (float64 matrix or TokenSets), k, params
+# queries (float64 matrix or TokenSets), k, params, filter (None: none, or one without clauses)
+_Batch = tuple[Any, int, dict[str, Any], Filter | None]
+
+
+def _given(flt: Filter | None) -> Filter | None:
+    """The filter a search applies: None for none, and for one without clauses."""
+    return None if flt is None or flt.is_empty() else flt
 
 
 def _json_batch(body: bytes, charge: Charge | None) -> _Batch:
-    """A JSON batch: its queries, ``k`` and ``params``. A large body of the plain shape is
-    validated a step at a time (:mod:`glint.service.stepwise`); any other, whole, its
-    Python lists dropped as this returns, leaving the arrays."""
+    """A JSON batch: its queries, ``k``, ``params`` and filter. A large body of the plain
+    shape is validated a step at a time (:mod:`glint.service.stepwise`); any other, whole,
+    its Python lists dropped as this returns, leaving the arrays."""
     split = stepwise.split(body) if len(body) >= SMALL_JSON_BODY else None
     if split is not None:
         if charge is not None:
@@ -328,9 +346,10 @@ def _json_batch(body: bytes, charge: Charge | None) -> _Batch:
         if stepped is not None:
             return stepped
     parsed = _parse_body(BatchSearchRequest, body, charge)
+    flt = _given(parsed.filter)
     if parsed.token_sets is None:
-        return _as_matrix(parsed.vectors, "vectors"), parsed.k, parsed.params
-    return _token_sets(parsed.token_sets), parsed.k, parsed.params
+        return _as_matrix(parsed.vectors, "vectors"), parsed.k, parsed.params, flt
+    return _token_sets(parsed.token_sets), parsed.k, parsed.params, flt
 
 
 def _token_sets(sets: Iterable[Any]) -> TokenSets:
@@ -347,8 +366,10 @@ def _stepped_batch(split: stepwise.Split) -> _Batch | None:
         parsed = BatchSearchRequest.model_validate_json(split.masked)
         if getattr(parsed, split.field) != split.placeholder_value:
             return None  # the placeholder is not the field's value: not the shape we took
+        flt = _given(parsed.filter)
         if split.field == "token_sets":
-            return _token_sets(s for step in split.steps() for s in step), parsed.k, parsed.params
+            sets = _token_sets(s for step in split.steps() for s in step)
+            return sets, parsed.k, parsed.params, flt
         out: np.ndarray | None = None
         filled = 0
         for step in split.steps():
@@ -369,7 +390,7 @@ def _stepped_batch(split: stepwise.Split) -> _Batch | None:
         return None
     if out is None or filled != len(out):
         return None
-    return out, parsed.k, parsed.params
+    return out, parsed.k, parsed.params, flt
 
 
 def _decode_params(text: str | None) -> dict[str, Any]:
@@ -390,17 +411,36 @@ def _decode_params(text: str | None) -> dict[str, Any]:
     return params
 
 
+def _decode_filter(text: str | None) -> Filter | None:
+    """The ``filter`` query parameter of a binary batch: a filter as a JSON object, its
+    errors named as those of a JSON body's ``filter`` are."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ServiceError(
+            "invalid_filter", f"query 'filter' is not JSON: {exc}", "filter"
+        ) from None
+    except RecursionError:  # the json module recurses once per level of nesting
+        raise ServiceError(
+            "invalid_filter", "query 'filter' is nested too deeply", "filter"
+        ) from None
+    if not isinstance(value, dict):
+        raise ServiceError("invalid_filter", "query 'filter' must be a JSON object", "filter")
+    try:
+        return _given(Filter.model_validate(value))
+    except ValidationError as exc:
+        raise filter_error(exc.errors(include_url=False)[0]) from None  # a query holds few
+
+
 _BATCH_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
             # inline: no route takes the model as a parameter, so FastAPI would not add it to
             # the components and a $ref to it would dangle
-            JSON_MEDIA_TYPE: {
-                "schema": BatchSearchRequest.model_json_schema(
-                    ref_template="#/components/schemas/{model}"
-                )
-            },
+            JSON_MEDIA_TYPE: {"schema": _body_schema(BatchSearchRequest)},
             NPY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             NPZ_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
         },
@@ -421,6 +461,12 @@ async def search_batch(
     _: ReadKey,
     k: int | None = Query(default=None, ge=1, description="Hits per query (binary bodies)."),
     params: str | None = Query(default=None, description="Search parameters as a JSON object."),
+    filter_: str | None = Query(
+        default=None,
+        alias="filter",
+        description="A filter as a JSON object, for every query (binary bodies; a JSON body "
+        "has its own 'filter').",
+    ),
 ) -> Response:
     """Many queries at once: a JSON :class:`BatchSearchRequest`, an ``application/x-npy``
     float32 [nq, dim] body, or for a multi-vector collection an ``application/x-npz`` body
@@ -436,9 +482,10 @@ async def search_batch(
             f"content type {media!r} is not supported; use {JSON_MEDIA_TYPE}, {NPY_MEDIA_TYPE} "
             f"or (token sets) {NPZ_MEDIA_TYPE}",
         )
-    queries, k_value, search_params = await _read_batch(request, service, ticket, media)
+    queries, k_value, search_params, flt = await _read_batch(request, service, ticket, media)
     if media != JSON_MEDIA_TYPE:
         k_value, search_params = k if k is not None else 10, _decode_params(params)
+        flt = _decode_filter(filter_)
     is_sets = isinstance(queries, TokenSets)
     if index.multivector and not is_sets:
         raise ServiceError(
@@ -465,10 +512,10 @@ async def search_batch(
     npz = NPZ_MEDIA_TYPE in request.headers.get("accept", "")
     ticket = _charge_answer(request.scope, ticket, nq * k_value, npz)
     result, took = await _run_search(
-        pool, index, queries, k_value, search_params, settings.batch_threads, field, ticket
+        pool, index, queries, k_value, search_params, settings.batch_threads, field, ticket, flt
     )
     del queries
-    service.metrics.queries.labels(name).inc(nq)
+    service.metrics.count_queries(name, nq, filtered=flt is not None)
     large = result.ids.size > SMALL_ANSWER_HITS  # encoded on a pool thread; smaller, here
     return await _off_loop(pool, ticket, large, _batch_answer, result, index, took, npz)
 
@@ -485,17 +532,17 @@ def _charge_answer(scope: Scope, ticket: Ticket, hits: int, npz: bool) -> Ticket
 
 
 async def _read_batch(request: Request, service: Service, ticket: Ticket, media: str) -> _Batch:
-    """A batch body's queries, and for JSON its ``k`` and ``params`` (the query string's
-    are read by the caller), read and parsed within ``ticket``; the body is dropped as this
-    returns."""
+    """A batch body's queries, and for JSON its ``k``, ``params`` and filter (the query
+    string's are read by the caller), read and parsed within ``ticket``; the body is dropped
+    as this returns."""
     pool, charge = service.pool, ticket.charge
     body = await _read_body(request, pool, ticket)
     max_bytes = service.settings.max_decoded_bytes
     if media == NPY_MEDIA_TYPE:
-        return await pool.call(_decode_npy, body, charge, max_bytes, ticket=ticket), 10, {}
+        return await pool.call(_decode_npy, body, charge, max_bytes, ticket=ticket), 10, {}, None
     if media == NPZ_MEDIA_TYPE:
         sets = await pool.call(_decode_npz_token_sets, body, charge, max_bytes, ticket=ticket)
-        return sets, 10, {}
+        return sets, 10, {}, None
     large = len(body) >= SMALL_JSON_BODY
     return await _off_loop(pool, ticket, large, _json_batch, body, charge)
 

@@ -152,7 +152,7 @@ class Gate:
     def resolve_params(self, k, params, *, cap=None):
         return params
 
-    def search(self, queries, k, *, params, threads):
+    def search(self, queries, k, *, params, threads, filter=None):
         self.started.set()
         assert self.release.wait(30)
         self.finished.set()
@@ -200,7 +200,7 @@ class Quick:
         resolved = parsed.resolved(k, {"candidates": 10 * k})
         return resolved if cap is None else resolved.capped(cap)
 
-    def search(self, queries, k, *, params, threads):
+    def search(self, queries, k, *, params, threads, filter=None):
         return (k, threads, params.ef_search, params.candidates)
 
 

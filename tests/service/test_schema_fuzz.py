@@ -11,8 +11,9 @@ test over ``operation.as_strategy()`` in positive and negative generation modes,
 and bounded, so a run is reproducible. (``schemathesis.pytest.from_fixture`` would do the
 same, but its pytest integration reads ``Function._nodeid``, which pytest 9.2 removed.)
 Generated query vectors rarely have the collections' dimension, so the search routes are
-fuzzed once more with vectors fitted to it and with search parameters the index kinds know,
-and the binary batch bodies (``.npy``, ``.npz``) get strategies of their own.
+fuzzed once more with vectors fitted to it, with search parameters the index kinds know and
+with filters on the payload field ``docs`` indexes (and some it cannot apply), and the binary
+batch bodies (``.npy``, ``.npz``) get strategies of their own.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from glint.index import build_index  # noqa: E402
+from glint.index import build_index, load_index  # noqa: E402
 
 from testkit import clustered, serving, token_sets  # noqa: E402
 
@@ -145,6 +146,7 @@ def _build_indices(root: Path) -> dict[str, Path]:
         "l2",
         ids=np.arange(200) + 1000,
         payloads=[{"n": i} for i in range(200)],
+        payload_index={"n": "integer"},
     ).save(docs)
     ann = root / "ann"
     build_index(clustered(200, DIM, seed=5), "hnsw:m=8", "cos").save(ann)
@@ -204,9 +206,29 @@ def binary_media_types() -> Iterator[None]:
         MEDIA_TYPE_STRATEGIES.pop(media, None)
 
 
+def _warm(index_dirs: dict[str, Path]) -> None:
+    """Compile the kernels of plain and filtered searches in this process, where the servers'
+    threads find them: compiled by a server's first requests, they can take longer than the
+    request timeout on a loaded machine, and a 503 is no answer a fuzzed request may get."""
+    for path in index_dirs.values():
+        index = load_index(path)
+        index.warm()
+        if index.multivector:
+            tokens, offsets = token_sets(2, DIM, seed=6, mean_tokens=4)
+            q = [tokens[offsets[0] : offsets[1]], tokens[offsets[1] : offsets[2]]]
+        else:
+            q = clustered(2, DIM, seed=6)
+        for flt in (None, {"must": [{"has_id": list(range(990, 1210))}]}):
+            index.search(q, 10, filter=flt)
+            index.search(q[0], 10, filter=flt)
+        index.close()
+
+
 @pytest.fixture(scope="module")
 def indices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _build_indices(tmp_path_factory.mktemp("fuzz-indices"))
+    index_dirs = _build_indices(tmp_path_factory.mktemp("fuzz-indices"))
+    _warm(index_dirs)
+    return index_dirs
 
 
 @pytest.fixture(scope="module")
@@ -247,17 +269,49 @@ _PARAM_VALUES = st.one_of(
 )
 _PARAMS = st.dictionaries(st.sampled_from(_PARAM_KEYS), _PARAM_VALUES, max_size=2)
 
+# Filters on ``docs``'s payload index ``n`` (integer), which reach the search, and a few it
+# cannot apply (a field without an index, a string for an integer, a range on nothing).
+_N = st.integers(-5, 205)
+_CONDITIONS = st.one_of(
+    st.builds(lambda v: {"key": "n", "match": {"value": v}}, _N),
+    st.builds(lambda vs: {"key": "n", "match": {"any": vs}}, st.lists(_N, min_size=1, max_size=3)),
+    st.builds(lambda vs: {"key": "n", "match": {"except": vs}}, st.lists(_N, min_size=1)),
+    st.builds(lambda lo, hi: {"key": "n", "range": {"gte": lo, "lt": hi}}, _N, _N),
+    st.builds(lambda ids: {"has_id": ids}, st.lists(st.integers(990, 1210), min_size=1)),
+    st.just({"is_empty": {"key": "n"}}),
+    st.sampled_from(
+        [
+            {"key": "m", "match": {"value": 1}},
+            {"key": "n", "match": {"value": "1"}},
+            {"key": "n", "range": {"gt": 1.5}},
+        ]
+    ),
+)
+_FILTERS = st.one_of(
+    st.none(),
+    st.just({}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            clause: st.lists(_CONDITIONS, min_size=1, max_size=3)
+            for clause in ("must", "should", "must_not")
+        },
+    ),
+)
 
-def _fit_dimension(drawn: tuple[Any, dict[str, Any]]) -> Any:
+
+def _fit_dimension(drawn: tuple[Any, dict[str, Any], dict[str, Any] | None]) -> Any:
     """Give generated query vectors the collections' dimension and use search parameters of
-    the served index kinds, so that ``k``, ``params`` and ``include`` reach the search itself
-    instead of a dimension check or an unknown key."""
-    case, params = drawn
+    the served index kinds and filters on ``docs``'s payload index, so that ``k``, ``params``,
+    ``filter`` and ``include`` reach the search itself instead of a dimension check, an
+    unknown key or a field without an index."""
+    case, params, flt = drawn
     if isinstance(case.body, dict):
         for key, depth in (("vector", 0), ("vectors", 1), ("token_sets", 2)):
             if key in case.body:
                 case.body[key] = _fit(case.body[key], depth)
         case.body["params"] = params
+        case.body["filter"] = flt
     return case
 
 
@@ -271,7 +325,7 @@ def _fuzz(
 ) -> None:
     strategy = operation.as_strategy(generation_mode=mode, media_type=media_type)
     if fit:
-        strategy = st.tuples(strategy, _PARAMS).map(_fit_dimension)
+        strategy = st.tuples(strategy, _PARAMS, _FILTERS).map(_fit_dimension)
 
     @FUZZ_SETTINGS
     @given(case=strategy)

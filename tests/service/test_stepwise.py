@@ -1,5 +1,5 @@
 """Large JSON batch bodies validated a step at a time give what validating them whole gives:
-the same queries, ``k`` and ``params``, or the same error."""
+the same queries, ``k``, ``params`` and filter, or the same error."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ from glint.service.errors import ServiceError
 from glint.service.routes import search as search_routes
 
 ROWS, DIM = 300, 48
+FILTER = {
+    "must": [{"key": "lang", "match": {"any": ["en", "de"]}}],
+    "should": [{"key": "year", "range": {"gte": 2020}}, {"has_id": [1, 2]}],
+}
+# the array's key as a value: after the array, it makes a body be parsed whole
+NAMING_FILTER = {"must": [{"key": "vectors", "match": {"value": "vectors"}}]}
 
 
 def _rows(seed: int = 0, rows: int = ROWS) -> list[list[float]]:
@@ -37,7 +43,7 @@ def _compact(doc: dict[str, Any]) -> bytes:
 def _outcome(body: bytes) -> tuple[str, Any]:
     """What ``_json_batch`` makes of ``body``: the batch, or the error's type and text."""
     try:
-        queries, k, params = search_routes._json_batch(body, None)
+        queries, k, params, flt = search_routes._json_batch(body, None)
     except (RequestValidationError, ServiceError) as exc:
         if isinstance(exc, ServiceError):
             return "ServiceError", (exc.code, exc.message, exc.field)
@@ -46,7 +52,8 @@ def _outcome(body: bytes) -> tuple[str, Any]:
         queries = (queries.tokens.tolist(), queries.offsets.tolist())
     else:
         queries = queries.tolist()
-    return "ok", (queries, k, params)
+    dumped = None if flt is None else flt.model_dump(by_alias=True, exclude_none=True)
+    return "ok", (queries, k, params, dumped)
 
 
 @pytest.fixture
@@ -76,13 +83,19 @@ BODIES: dict[str, bytes] = {
     "token sets, spaces": json.dumps({"token_sets": _sets(6)}).encode(),
     "tiny numbers": _compact({"vectors": _rows(7)}),
     "integers": _compact({"vectors": np.arange(ROWS * DIM).reshape(ROWS, DIM).tolist()}),
+    "filter": _compact({"vectors": _rows(11), "filter": FILTER}),
+    # (these two are parsed whole: the key is found in a string of the filter)
+    "filter before": _compact({"filter": NAMING_FILTER, "vectors": _rows(12), "k": 5}),
+    "filter naming the key": _compact({"vectors": _rows(13), "filter": NAMING_FILTER}),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BODIES))
 def test_valid_bodies_come_out_the_same(name: str, compare) -> None:
-    status, _ = compare(BODIES[name])
+    status, batch = compare(BODIES[name])
     assert status == "ok"
+    filters = {"filter": FILTER, "filter before": NAMING_FILTER}
+    assert batch[3] == filters.get(name, NAMING_FILTER if name.startswith("filter") else None)
     if name != "token sets":
         return
     # the compact token sets were really taken in steps, not handed on whole
@@ -91,7 +104,7 @@ def test_valid_bodies_come_out_the_same(name: str, compare) -> None:
 
 def test_compact_bodies_are_taken_in_steps(monkeypatch) -> None:
     monkeypatch.setattr(stepwise, "STEP_BYTES", 2048)
-    for name in ("vectors", "keys before", "token sets", "tiny numbers", "integers"):
+    for name in ("vectors", "keys before", "token sets", "tiny numbers", "integers", "filter"):
         split = stepwise.split(BODIES[name])
         assert split is not None, name
         assert len(list(split.steps())) > 10
@@ -132,6 +145,9 @@ BAD: dict[str, bytes] = {
     "ragged set": _broken(SETS, b"]],[[", b",1.0]],[["),
     "set not a matrix": _broken(SETS, b"]],[[", b"]],[1.0,2.0],[["),
     "empty set": _broken(SETS, b"]],[[", b"]],[],[["),
+    "malformed filter": VECTORS[:-1] + b',"filter":{"must":[]}}',
+    "filter of two operators": VECTORS[:-1]
+    + b',"filter":{"must":[{"key":"a","match":{"value":1,"any":[2]}}]}}',
 }
 
 
@@ -143,7 +159,7 @@ def test_other_bodies_get_the_answer_a_whole_parse_gives(name: str, compare) -> 
 def test_a_repeated_key_is_parsed_whole() -> None:
     for name in ("duplicate key, last is the placeholder", "duplicate key, last wins"):
         assert stepwise.split(BAD[name]) is None, name
-    queries, _, _ = search_routes._json_batch(BAD["duplicate key, last is the placeholder"], None)
+    queries, *_ = search_routes._json_batch(BAD["duplicate key, last is the placeholder"], None)
     assert queries.tolist() == [[0.0]]
 
 

@@ -34,6 +34,7 @@ from glint.wire import (
     media_type,
     status_for,
 )
+from glint.wire.filters import Filter, filter_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,6 +162,7 @@ ANSWERS = {
     "invalid_body": {400},
     "invalid_parameter": {400, 422},  # 422: a candidate count over the server's cap
     "invalid_input": {400},
+    "invalid_filter": {400},
     "invalid_index": {400, 422},  # 422: an admin load or reload of a broken index
     "dimension_mismatch": {400, 409},  # 409: an admin reload to another dimension
     "unauthorized": {401},
@@ -306,3 +308,49 @@ def test_the_parts_check_alone() -> None:
     assert check_offsets(np.array([0, 1, 3], np.uint8), 3).dtype == np.int64
     with pytest.raises(ValueError, match=r"^token sets: offsets end at 3 but there are 4 tokens"):
         check_offsets([0, 3], 4)
+
+
+# -- filters as requests carry them ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"must": []}, "filter.must: List should have at least 1 item"),
+        ({"must": [{"key": "a", "match": {"value": [1]}}]}, "filter.must.0.match.value: "),
+        (
+            {"should": [{"key": "a", "match": {"any": ["x", None]}}]},
+            "filter.should.0.match.any.1: ",
+        ),
+        ({"must": [{"key": "a", "range": {"gte": "x"}}]}, "filter.must.0.range.gte: "),
+        ({"must": [{"must": [{"has_id": ["x"]}]}]}, "filter.must.0.must.0.has_id.0: "),
+        ({"must": [5]}, "filter.must.0: "),
+        ({"must": [{"key": "a", "match": {"str": 1}}]}, "filter.must.0.match.str: Extra inputs"),
+        (
+            {"must": [{"key": "a", "match": {"value": 1, "any": [2]}}]},
+            "filter.must.0.match: match ",
+        ),
+        (
+            {"must": [{"key": "a", "range": {"gt": float("nan")}}]},
+            "filter must hold finite numbers",
+        ),
+        ("{}", "filter must be a Filter or a mapping, got str"),
+    ],
+)
+def test_filter_json_names_the_place(value: object, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}"):
+        filter_json(value)  # type: ignore[arg-type]
+
+
+def test_filter_json_round_trips() -> None:
+    flt = {
+        "must": [{"key": "lang", "match": {"except": ["fr"]}}, {"has_id": [1, 2]}],
+        "should": [
+            {"key": "y", "range": {"gte": 2020, "lt": 2024.5}},
+            {"should": [{"is_empty": {"key": "t"}}]},
+        ],
+        "min_should": 1,
+    }
+    assert filter_json(flt) == flt
+    assert filter_json(Filter.model_validate(flt)) == flt
+    assert filter_json({}) is None and filter_json(None) is None and filter_json(Filter()) is None
