@@ -28,6 +28,7 @@ from glint.wire.filters import (
     Filter,
     HasIdCondition,
     IsEmptyCondition,
+    error_place,
 )
 
 from .errors import InputError
@@ -84,9 +85,7 @@ def parse_filter(value: Any) -> Filter | None:
 
 def _validation_error(exc: ValidationError) -> FilterError:
     first = exc.errors()[0]
-    # the discriminator's tags ("FieldCondition") are not part of what the user wrote
-    loc = [str(p) for p in first["loc"] if not str(p).endswith("Condition") and p != "Filter"]
-    where = ".".join(["filter", *loc])
+    where = error_place(first)  # in the user's terms: no union member names
     message = first["msg"].removeprefix("Value error, ")
     return FilterError(f"{where}: {message}", field=where)
 
@@ -179,7 +178,8 @@ class _Compiler:
         hit = self._mask(np.concatenate(found))
         if match.any is not None:
             return hit
-        return field.present_mask(self.count) & ~hit
+        out: np.ndarray = field.present_mask(self.count) & ~hit
+        return out
 
     def _field(self, key: str, where: str) -> FieldIndex:
         field = self.fields.get(key)
@@ -207,8 +207,8 @@ class _Compiler:
         )
         if not ok:
             raise FilterError(
-                f"{where}: {value!r} is not a {kind}, the type of the payload index of "
-                f"{field.name!r}",
+                f"{where}: {value!r} is not {_article(kind)} {kind}, the type of the payload "
+                f"index of {field.name!r}",
                 field=where,
             )
         return int(value) if kind == "bool" else value
@@ -227,7 +227,8 @@ class _Compiler:
         slots = np.searchsorted(self.ids, ids, sorter=order)
         slots = np.minimum(slots, self.count - 1)
         rows = order[slots]
-        return rows[self.ids[rows] == ids]
+        found: np.ndarray = rows[self.ids[rows] == ids]
+        return found
 
 
 @njit(cache=True, nogil=True)
@@ -236,3 +237,7 @@ def _set_rows(mask: np.ndarray, rows: np.ndarray) -> None:
     array (the scatter is most of what compiling a broad filter costs)."""
     for i in range(rows.shape[0]):
         mask[rows[i]] = True
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"

@@ -26,7 +26,7 @@ import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -76,7 +76,7 @@ def parse_payload_index(spec: Mapping[str, str] | Sequence[str] | None) -> dict[
             )
         if name in out:
             raise ConfigError(f"payload index {name!r} is given twice")
-        out[name] = cast(FieldType, kind)
+        out[name] = kind  # checked against FIELD_TYPES above
     return out
 
 
@@ -231,10 +231,11 @@ class FieldIndex:
         for row, payload in enumerate(payloads):
             for value in _values_of(field_value(payload, name)):
                 if not _fits(kind, value):
+                    article = "an" if kind == "integer" else "a"
                     problem = (
                         "a string with a NUL character, which a keyword index cannot hold"
-                        if isinstance(value, str)
-                        else f"{value!r}, which is not a {kind} (its payload index type)"
+                        if isinstance(value, str) and kind == "keyword"
+                        else f"{value!r}, which is not {article} {kind} (its payload index type)"
                     )
                     raise InputError(f"payloads: row {row}: field {name!r} holds {problem}")
                 pair_rows.append(row)
