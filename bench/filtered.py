@@ -152,7 +152,7 @@ class Systems:
         import faiss
 
         bits = np.packbits(allowed.mask.view(np.bool_), bitorder="little")
-        return faiss.IDSelectorBitmap(self.n, faiss.swig_ptr(bits)), bits
+        return faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits)), bits  # n: bytes
 
     def glint(self, arm: str) -> Callable[[np.ndarray, AllowedRows, int], np.ndarray]:
         def run(q: np.ndarray, allowed: AllowedRows, ef: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, cast
 import numpy as np
 
 from .config import IndexConfig, SearchParams
-from .errors import ConfigError, FormatError
+from .errors import ConfigError, FormatError, InputError
 from .filters import AllowedRows, compile_filter, parse_filter
 from .kernels.queries import finite_rows
 from .metrics import Metric, larger_is_better, normalize_rows, to_user_scores
@@ -278,7 +278,17 @@ class Index(ABC, Generic[P]):
         q = self.prepare_queries(queries)
         check_result_size(len(q), int(k), count=self.count)  # the [nq, k] answer must fit
         self._check(resolved)
-        allowed = filter if isinstance(filter, AllowedRows) else self.allowed_rows(filter)
+        if isinstance(filter, AllowedRows):
+            allowed: AllowedRows | None = filter
+            mask = filter.mask
+            if mask.shape != (self.count,) or mask.dtype != np.uint8:
+                raise InputError(
+                    f"filter: allowed rows for {mask.shape[0] if mask.ndim == 1 else mask.shape} "
+                    f"rows, this index has {self.count} (compile it with this index's "
+                    "allowed_rows)"
+                )
+        else:
+            allowed = self.allowed_rows(filter)
         if allowed is not None and allowed.count == 0:
             rows = np.full((len(q), int(k)), -1, np.int64)
             internal = np.full((len(q), int(k)), -np.inf, np.float32)

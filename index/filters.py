@@ -130,14 +130,17 @@ class _Compiler:
         if out is None:
             out = np.ones(self.count, np.bool_)
         if flt.should is not None:
-            tests = [self.condition(c, f"{where}.should.{i}") for i, c in enumerate(flt.should)]
+            # folded one condition at a time: a long clause list holds two masks, not one each
             need = flt.min_should or 1
             if need == 1:
-                out &= np.logical_or.reduce(tests)
+                anyof = np.zeros(self.count, np.bool_)
+                for i, cond in enumerate(flt.should):
+                    anyof |= self.condition(cond, f"{where}.should.{i}")
+                out &= anyof
             else:
                 hits = np.zeros(self.count, np.int32)
-                for test in tests:
-                    hits += test
+                for i, cond in enumerate(flt.should):
+                    hits += self.condition(cond, f"{where}.should.{i}")
                 out &= hits >= need
         if flt.must_not is not None:
             for i, cond in enumerate(flt.must_not):
@@ -220,6 +223,8 @@ class _Compiler:
 
     def _rows_of_ids(self, wanted: list[int]) -> np.ndarray:
         ids = np.asarray([i for i in wanted if -(2**63) <= i < 2**63], np.int64)  # else no row
+        if self.count == 0:
+            return ids[:0]
         if self.ids is None:  # the ids are the row numbers
             return ids[(ids >= 0) & (ids < self.count)]
         order = self.id_order

@@ -390,6 +390,8 @@ class HNSWIndex(Index[HNSWSearchParams]):
         are few, else ``"graph"``; a ``filter_arm`` other than ``auto`` forces it."""
         if params.filter_arm != "auto":
             return params.filter_arm
+        if allowed.count <= params.ef_search:  # the graph's beam could not fill
+            return "scan"
         decades = max(0.0, math.log10(0.1 / max(allowed.selectivity, 1e-12)))
         threshold = FILTER_SCAN_ROWS * (1.0 + FILTER_SCAN_GROWTH * decades)
         return "scan" if allowed.count <= threshold else "graph"
@@ -447,7 +449,7 @@ class HNSWIndex(Index[HNSWSearchParams]):
         if allowed is not None:
             filtered.update(
                 allowed=allowed.mask,
-                rows=allowed.rows,
+                rows=allowed.rows if mode == SCAN else None,  # a pass over the mask: when read
                 max_scored=max(4 * ef, int(allowed.count * FILTER_GIVE_UP)),
             )
 

@@ -164,7 +164,7 @@ class IVFPQIndex(Index[IVFPQSearchParams]):
 
         # faiss skips the codes of rows the selector refuses as it scans each list
         bitmap = np.packbits(allowed.mask.view(np.bool_), bitorder="little")
-        selector = faiss.IDSelectorBitmap(len(allowed.mask), faiss.swig_ptr(bitmap))
+        selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))  # n: bytes
         ids, scores = self._run(queries, k, depth, nprobe, selector, threads)
         # never under-filled: a query whose probed lists held fewer than k allowed rows
         # (where k exist) probes every list

@@ -279,8 +279,20 @@ class FieldIndex:
 
         values, rows, present = array("values"), array("rows"), array("present")
         offsets = array("offsets") if kind == "keyword" else None
+        value_kind = {"keyword": "U", "float": "f"}.get(kind, "i")
         damaged = (
-            rows.ndim != 1
+            values.dtype.kind != value_kind
+            or (
+                offsets is not None
+                and (
+                    offsets.dtype != np.int64
+                    or (
+                        len(offsets)
+                        and (int(offsets[0]) != 0 or bool((np.diff(offsets) < 0).any()))
+                    )
+                )
+            )
+            or rows.ndim != 1
             or rows.dtype != np.int32
             or present.shape != ((count + 7) // 8,)
             or present.dtype != np.uint8

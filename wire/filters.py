@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_CLAUSES",
     "MAX_FILTER_DEPTH",
     "Condition",
     "FieldCondition",
@@ -54,6 +55,8 @@ Scalar = StrictStr | StrictInt | StrictFloat | StrictBool
 """A payload value a condition compares with: a string, an integer, a float or a boolean
 (strict: ``"1"`` is a string and ``true`` is not the integer 1)."""
 _Number = StrictInt | StrictFloat
+MAX_CLAUSES = 1024
+"""Conditions per clause list, at most (each costs a pass over a mask of the collection)."""
 _Values = Annotated[list[Scalar], Field(min_length=1, fail_fast=True)]
 
 
@@ -153,7 +156,7 @@ Condition = Annotated[
     ),
     Discriminator(_condition_tag),
 ]
-_Clauses = Annotated[list[Condition], Field(min_length=1, fail_fast=True)]
+_Clauses = Annotated[list[Condition], Field(min_length=1, max_length=MAX_CLAUSES, fail_fast=True)]
 
 
 class Filter(_Strict):

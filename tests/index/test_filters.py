@@ -692,3 +692,27 @@ def test_malformed_filters_are_filter_errors_naming_the_place(tiny: Any, flt: An
         tiny.allowed_rows(flt)
     assert str(info.value).startswith("filter")
     assert info.value.field.startswith("filter")
+
+
+# -- limits and hand-made masks -----------------------------------------------------------------
+
+
+def test_clause_lists_are_bounded() -> None:
+    from glint.wire.filters import MAX_CLAUSES
+
+    index = build_index(vectors(3), "flat", "ip", payloads=[{"kw": "a"}, {"kw": "b"}, None],
+                        payload_index={"kw": "keyword"})  # fmt: skip
+    cond = {"key": "kw", "match": {"value": "a"}}
+    assert got_rows(index, {"should": [cond] * MAX_CLAUSES}) == [0]
+    assert got_rows(index, {"should": [cond] * MAX_CLAUSES, "min_should": 2}) == [0]
+    with pytest.raises(FilterError, match=r"filter\.should: .*at most 1024"):
+        index.allowed_rows({"should": [cond] * (MAX_CLAUSES + 1)})
+
+
+def test_allowed_rows_of_another_index_are_refused() -> None:
+    small = build_index(vectors(3), "flat", "ip")
+    large = build_index(vectors(5), "flat", "ip")
+    allowed = large.allowed_rows({"must": [{"has_id": [1]}]})
+    with pytest.raises(InputError, match="allowed rows for 5 rows, this index has 3"):
+        small.search(vectors(1), 1, filter=allowed)
+    assert large.search(vectors(5), 2, filter=allowed).ids[:, 0].tolist() == [1] * 5
