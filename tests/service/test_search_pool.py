@@ -24,7 +24,7 @@ class CountingIndex:
     def resolve_params(self, k: int, params: Any, *, cap: int | None = None) -> Any:
         return params
 
-    def search(self, queries: Any, k: int, *, params: Any, threads: int) -> int:
+    def search(self, queries: Any, k: int, *, params: Any, threads: int, filter: Any = None) -> int:
         with self.lock:
             self.in_use += threads
             self.peak = max(self.peak, self.in_use)
